@@ -1,0 +1,83 @@
+# tidegate: developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+MODULE := github.com/tidegate/tidegate
+PROTO_FILES := $(wildcard proto/tidegate/v1/*.proto)
+PROTOC_GEN_GO_VERSION := v1.36.12
+GOBIN := $(shell go env GOPATH)/bin
+# Go files to format and check: everything except dot-directories (.services, .git) and testdata.
+GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path '*/testdata/*' -not -path './bin/*')
+
+# Under CI=true a missing service is a test failure, never a skip: pass it through
+# (from the environment or `make test CI=true`), and leave it unset otherwise.
+ifdef CI
+export CI
+endif
+
+.PHONY: help services services-stop services-status build test test-unit vet demo bench \
+	proto proto-check proto-tools fmt lint
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+
+services: ## start PostgreSQL, Elasticsearch and OpenSearch on 127.0.0.1 (scripts/services.sh)
+	scripts/services.sh start
+
+services-stop: ## stop the services
+	scripts/services.sh stop
+
+services-status: ## show which services run, with pid, url and version
+	scripts/services.sh status
+
+build: ## build bin/tidegate
+	go build -o bin/tidegate ./cmd/tidegate
+
+vet: ## go vet ./...
+	go vet ./...
+
+test: vet ## vet, start the services, run every test against them (-race -shuffle)
+	scripts/services.sh start
+	. .services/env && go test -race -shuffle=on -count=1 -timeout 45m ./...
+
+test-unit: ## run the tests that need no services (go test -short)
+	go test -race -short ./...
+
+demo: ## run the end-to-end demo (scripts/demo.sh)
+	scripts/demo.sh
+
+bench: ## run the benchmarks (scripts/bench.sh)
+	@if [[ ! -x scripts/bench.sh ]]; then \
+		echo "make bench: scripts/bench.sh does not exist yet (or is not executable)" >&2; exit 1; fi
+	scripts/bench.sh
+
+proto-tools: # protoc (Debian protobuf-compiler) and protoc-gen-go $(PROTOC_GEN_GO_VERSION)
+	@command -v protoc >/dev/null || { \
+		echo "installing protobuf-compiler" >&2; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler || { \
+			DEBIAN_FRONTEND=noninteractive apt-get update && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler; }; }
+	@[[ "$$($(GOBIN)/protoc-gen-go --version 2>/dev/null)" == "protoc-gen-go $(PROTOC_GEN_GO_VERSION)" ]] || \
+		go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+proto: proto-tools ## regenerate the Go code of proto/tidegate/v1/*.proto into event/
+	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go_out=. --go_opt=module=$(MODULE) $(PROTO_FILES)
+
+proto-check: proto-tools ## fail if the committed generated code differs from a fresh protoc run
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go_out="$$tmp" --go_opt=module=$(MODULE) $(PROTO_FILES); \
+	status=0; \
+	for f in $$(cd "$$tmp" && find . -name '*.pb.go'); do \
+		diff -u "$$f" "$$tmp/$$f" || status=1; \
+	done; \
+	if [[ $$status -ne 0 ]]; then echo "generated protobuf code is stale: run make proto" >&2; fi; \
+	exit $$status
+
+fmt: ## gofmt every Go file
+	gofmt -w $(GO_FILES)
+
+lint: vet ## fail on unformatted files (gofmt -l) and go vet findings
+	@out=$$(gofmt -l $(GO_FILES)); \
+	if [[ -n "$$out" ]]; then echo "not gofmt-ed (run make fmt):" >&2; echo "$$out" >&2; exit 1; fi

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/platform/log"
+	"github.com/tidegate/tidegate/internal/service"
+	"github.com/tidegate/tidegate/internal/source/postgres"
+)
+
+func runCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run the configured pipelines in the foreground",
+		Long: `Run the pipelines of the configuration file in the foreground until SIGINT or
+SIGTERM, which stop cleanly (positions are confirmed only for what is durable,
+so a stop at any moment — even kill -9 — loses nothing).
+
+On first start each pipeline creates its publication and replication slot,
+snapshots the tables (in parallel key-range chunks, resumable), then streams.
+Progress is shown on a terminal and logged every 10 s otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			logger := log.New(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+			opts := service.Options{Logger: logger}
+			if term.IsTerminal(int(os.Stderr.Fd())) {
+				bar := &progressBar{}
+				opts.Progress = bar.update
+			}
+			logger.Info("tidegate starting", "version", version, "config", path, "data_dir", cfg.DataDir, "pipelines", len(cfg.Pipelines))
+			return service.Run(cmd.Context(), cfg, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "tidegate.yaml", "configuration file (YAML or JSON)")
+	return cmd
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// progressBar draws snapshot progress on a terminal.
+type progressBar struct {
+	mu    sync.Mutex
+	start time.Time
+}
+
+func (b *progressBar) update(pipeline string, p postgres.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
+	total := max(p.RowsEstimated, p.RowsDone, 1)
+	frac := float64(p.RowsDone) / float64(total)
+	const width = 30
+	filled := int(frac * width)
+	rate := float64(p.RowsDone) / max(time.Since(b.start).Seconds(), 1e-3)
+	eta := "?"
+	if rate > 0 && total > p.RowsDone {
+		eta = (time.Duration(float64(total-p.RowsDone)/rate) * time.Second).String()
+	}
+	line := fmt.Sprintf("\r%s snapshot [%s%s] %5.1f%% %d/~%d rows %.0f rows/s ETA %s ",
+		pipeline, strings.Repeat("#", filled), strings.Repeat(".", width-filled), 100*frac, p.RowsDone, total, rate, eta)
+	if p.Done {
+		line = fmt.Sprintf("\r%s snapshot done: %d rows in %s%s\n", pipeline, p.RowsDone, time.Since(b.start).Round(time.Second), strings.Repeat(" ", 30))
+	}
+	fmt.Fprint(os.Stderr, line)
+}

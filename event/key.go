@@ -1,0 +1,51 @@
+package event
+
+import "strconv"
+
+// DocumentID returns the sink document id for a primary key:
+//   - a single-column key renders as its plain text (42, "abc", a UUID);
+//   - a composite key renders as a JSON array of its values ([7,"x"]), which
+//     cannot be ambiguous whatever the values contain.
+func DocumentID(key []*Column) string {
+	if len(key) == 1 {
+		return string(appendScalarText(nil, key[0].Value))
+	}
+	b := make([]byte, 0, 32)
+	b = append(b, '[')
+	for i, c := range key {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendValueJSON(b, c.Value)
+	}
+	return string(append(b, ']'))
+}
+
+// appendScalarText renders a value as text without JSON quoting.
+func appendScalarText(b []byte, v *Value) []byte {
+	switch k := v.GetKind().(type) {
+	case *Value_Text:
+		return append(b, k.Text...)
+	case *Value_Int:
+		return strconv.AppendInt(b, k.Int, 10)
+	case *Value_Uint:
+		return strconv.AppendUint(b, k.Uint, 10)
+	case *Value_Decimal:
+		return append(b, k.Decimal...)
+	case *Value_Uuid:
+		return AppendUUID(b, k.Uuid)
+	case *Value_Timestamp:
+		return AppendTimestamp(b, k.Timestamp)
+	case *Value_Date:
+		return AppendDate(b, k.Date)
+	case *Value_Time:
+		return AppendTime(b, k.Time)
+	}
+	// Everything else (bytes, bool, floats, json...) as its JSON text, unquoted
+	// where it is a JSON string.
+	j := AppendValueJSON(nil, v)
+	if len(j) >= 2 && j[0] == '"' && j[len(j)-1] == '"' {
+		j = j[1 : len(j)-1]
+	}
+	return append(b, j...)
+}

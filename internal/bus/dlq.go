@@ -1,0 +1,56 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers of a dead-letter message. The body is the original event bytes.
+const (
+	HeaderError           = "Tidegate-Error"
+	HeaderAttempts        = "Tidegate-Attempts"
+	HeaderSink            = "Tidegate-Sink"
+	HeaderEventID         = "Tidegate-Event-Id"
+	HeaderOriginalSubject = "Tidegate-Original-Subject"
+	HeaderFailedAt        = "Tidegate-Failed-At"
+)
+
+// DeadLetter is one event a sink rejected.
+type DeadLetter struct {
+	Pipeline, Sink, EventID, Subject, Error string
+	Attempts                                int
+	Data                                    []byte
+}
+
+// PublishDLQ stores a dead letter durably (it returns once the bus has it).
+func (b *Bus) PublishDLQ(ctx context.Context, d DeadLetter) error {
+	msg := &nats.Msg{Subject: DLQSubject(d.Pipeline, d.Sink), Data: d.Data, Header: nats.Header{}}
+	msg.Header.Set(HeaderError, d.Error)
+	msg.Header.Set(HeaderAttempts, strconv.Itoa(d.Attempts))
+	msg.Header.Set(HeaderSink, d.Sink)
+	msg.Header.Set(HeaderEventID, d.EventID)
+	msg.Header.Set(HeaderOriginalSubject, d.Subject)
+	msg.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID("dlq:"+d.Sink+":"+d.EventID)); err != nil {
+		return fmt.Errorf("writing event %s to the dead-letter queue of sink %s: %w", d.EventID, d.Sink, err)
+	}
+	return nil
+}
+
+// DLQDepth returns the number of dead letters held for a pipeline's sink.
+func (b *Bus) DLQDepth(ctx context.Context, pipeline, sink string) (uint64, error) {
+	s, err := b.js.Stream(ctx, DLQStreamName(pipeline))
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(DLQSubject(pipeline, sink)))
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Subjects[DLQSubject(pipeline, sink)], nil
+}

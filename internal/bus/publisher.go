@@ -1,0 +1,258 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
+)
+
+// PublisherConfig bounds a publisher.
+type PublisherConfig struct {
+	Pipeline string
+	// MaxInflightBytes published but not yet acknowledged by the bus.
+	MaxInflightBytes int64
+	// MaxStreamBytes: when the stream holds more, Publish waits for sinks to
+	// consume (backpressure to the source).
+	MaxStreamBytes int64
+	// OnDurable is called, in order, with each position passed to Mark once
+	// every message published before that Mark is stored by the bus.
+	OnDurable func(position any)
+	Logger    *slog.Logger
+}
+
+// Publisher publishes events asynchronously, keeps their order, and reports
+// positions as durable only when everything before them is stored. It owns
+// one goroutine, stopped by Close.
+type Publisher struct {
+	b   *Bus
+	cfg PublisherConfig
+	sem *semaphore.Weighted
+	// slots bounds the number of unacknowledged messages below the client's
+	// own async limit, so PublishMsgAsync never stalls.
+	slots chan struct{}
+
+	queue  chan pending
+	done   chan struct{}
+	cancel context.CancelFunc
+
+	mu  sync.Mutex
+	err error
+
+	sinceCheck   int64
+	closeOnce    sync.Once
+	lastFullWarn time.Time
+}
+
+// maxPendingMessages bounds unacknowledged messages per publisher; the
+// JetStream client is opened with a higher async limit (see Open).
+const maxPendingMessages = 16384
+
+type pending struct {
+	fut  jetstream.PubAckFuture
+	size int64
+	mark any
+	// flush, when set, is closed once everything before it is durable.
+	flush chan struct{}
+}
+
+// ErrPublisherClosed is returned by Publish and Mark after Close.
+var ErrPublisherClosed = errors.New("publisher closed")
+
+// NewPublisher starts a publisher on the pipeline stream.
+func (b *Bus) NewPublisher(cfg PublisherConfig) *Publisher {
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = 32 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Publisher{
+		b:      b,
+		cfg:    cfg,
+		sem:    semaphore.NewWeighted(cfg.MaxInflightBytes),
+		slots:  make(chan struct{}, maxPendingMessages),
+		queue:  make(chan pending, 8192),
+		done:   make(chan struct{}),
+		cancel: cancel,
+	}
+	go p.ackLoop(ctx)
+	return p
+}
+
+// Err returns the first publish failure, if any. After a failure the
+// publisher refuses new messages: its owner must restart from the last
+// durable position.
+func (p *Publisher) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *Publisher) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+// Publish sends one message. It blocks while too many bytes are in flight or
+// the stream is full (backpressure), until ctx is done.
+func (p *Publisher) Publish(ctx context.Context, subject, id string, data []byte) error {
+	if err := p.Err(); err != nil {
+		return err
+	}
+	size := int64(len(data) + len(subject) + len(id) + 64)
+	if size > p.cfg.MaxInflightBytes {
+		size = p.cfg.MaxInflightBytes
+	}
+	if err := p.waitForRoom(ctx, size); err != nil {
+		return err
+	}
+	if err := p.sem.Acquire(ctx, size); err != nil {
+		return err
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		p.sem.Release(size)
+		return ctx.Err()
+	}
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	fut, err := p.b.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+	if err != nil {
+		p.release(size)
+		err = fmt.Errorf("publishing to %s: %w", subject, err)
+		p.fail(err)
+		return err
+	}
+	return p.enqueue(ctx, pending{fut: fut, size: size})
+}
+
+// Mark records a position: OnDurable(position) is called once every message
+// published before this call is stored.
+func (p *Publisher) Mark(ctx context.Context, position any) error {
+	if err := p.Err(); err != nil {
+		return err
+	}
+	return p.enqueue(ctx, pending{mark: position})
+}
+
+// Flush waits until everything published so far is durable.
+func (p *Publisher) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	if err := p.enqueue(ctx, pending{flush: ch}); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return p.Err()
+	case <-p.done:
+		if err := p.Err(); err != nil {
+			return err
+		}
+		return ErrPublisherClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Publisher) enqueue(ctx context.Context, it pending) error {
+	select {
+	case p.queue <- it:
+		return nil
+	case <-p.done:
+		if it.fut != nil {
+			p.release(it.size)
+		}
+		return ErrPublisherClosed
+	case <-ctx.Done():
+		if it.fut != nil {
+			p.release(it.size)
+		}
+		return ctx.Err()
+	}
+}
+
+// waitForRoom checks the stream's size every few MiB and waits while it is
+// above MaxStreamBytes.
+func (p *Publisher) waitForRoom(ctx context.Context, size int64) error {
+	if p.cfg.MaxStreamBytes <= 0 {
+		return nil
+	}
+	p.sinceCheck += size
+	if p.sinceCheck < 4<<20 {
+		return nil
+	}
+	p.sinceCheck = 0
+	for {
+		used, err := p.b.StreamBytes(ctx, p.cfg.Pipeline)
+		if err != nil {
+			return fmt.Errorf("checking the size of stream %s: %w", StreamName(p.cfg.Pipeline), err)
+		}
+		if int64(used) < p.cfg.MaxStreamBytes {
+			return nil
+		}
+		if time.Since(p.lastFullWarn) > 30*time.Second {
+			p.lastFullWarn = time.Now()
+			p.cfg.Logger.Warn("bus stream is full: waiting for sinks to consume (raise bus.max_bytes or check the sinks)",
+				"pipeline", p.cfg.Pipeline, "stream_bytes", used, "max_bytes", p.cfg.MaxStreamBytes)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (p *Publisher) ackLoop(ctx context.Context) {
+	defer close(p.done)
+	for {
+		var it pending
+		select {
+		case <-ctx.Done():
+			return
+		case it = <-p.queue:
+		}
+		switch {
+		case it.fut != nil:
+			select {
+			case <-it.fut.Ok():
+			case err := <-it.fut.Err():
+				p.fail(fmt.Errorf("storing message %s in the bus: %w", it.fut.Msg().Header.Get(jetstream.MsgIDHeader), err))
+			case <-ctx.Done():
+				return
+			}
+			p.release(it.size)
+		case it.flush != nil:
+			close(it.flush)
+		default:
+			if p.Err() == nil && p.cfg.OnDurable != nil {
+				p.cfg.OnDurable(it.mark)
+			}
+		}
+	}
+}
+
+func (p *Publisher) release(size int64) {
+	p.sem.Release(size)
+	<-p.slots
+}
+
+// Close stops the publisher without waiting for outstanding acknowledgements
+// (their positions are simply not reported durable). Idempotent.
+func (p *Publisher) Close() {
+	p.closeOnce.Do(func() {
+		p.cancel()
+		<-p.done
+	})
+}

@@ -1,0 +1,91 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig sizes a pipeline stream.
+type StreamConfig struct {
+	// MaxBytes the stream may hold; the publisher waits when it is near full.
+	MaxBytes int64
+	// DuplicateWindow for message-id de-duplication.
+	DuplicateWindow time.Duration
+}
+
+// StreamName is the JetStream stream of a pipeline.
+func StreamName(pipeline string) string { return "TG_" + Token(pipeline) }
+
+// DLQStreamName is the dead-letter stream of a pipeline (one subject per sink).
+func DLQStreamName(pipeline string) string { return "TG_DLQ_" + Token(pipeline) }
+
+// Subject is the subject of a table's events in a pipeline stream.
+func Subject(pipeline, schema, table string) string {
+	return "tg." + Token(pipeline) + ".ev." + Token(schema) + "." + Token(table)
+}
+
+// DLQSubject is the dead-letter subject of a sink in a pipeline.
+func DLQSubject(pipeline, sink string) string {
+	return "tg.dlq." + Token(pipeline) + "." + Token(sink)
+}
+
+// EnsurePipeline creates or updates the pipeline's event and DLQ streams.
+func (b *Bus) EnsurePipeline(ctx context.Context, pipeline string, cfg StreamConfig) error {
+	// The stream may hold a little more than MaxBytes: the publisher keeps it
+	// under MaxBytes, and the margin absorbs what is in flight, so the
+	// server never has to refuse a message.
+	limit := cfg.MaxBytes + cfg.MaxBytes/4
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName(pipeline),
+		Description: "tidegate pipeline " + pipeline,
+		Subjects:    []string{"tg." + Token(pipeline) + ".ev.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.InterestPolicy,
+		MaxBytes:    limit,
+		Discard:     jetstream.DiscardNew,
+		Duplicates:  cfg.DuplicateWindow,
+		MaxMsgSize:  8 << 20,
+	})
+	if err != nil {
+		return fmt.Errorf("creating stream %s: %w", StreamName(pipeline), err)
+	}
+	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DLQStreamName(pipeline),
+		Description: "tidegate dead-letter queue of pipeline " + pipeline,
+		Subjects:    []string{"tg.dlq." + Token(pipeline) + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  cfg.DuplicateWindow,
+		MaxMsgSize:  16 << 20,
+	})
+	if err != nil {
+		return fmt.Errorf("creating stream %s: %w", DLQStreamName(pipeline), err)
+	}
+	return nil
+}
+
+// DeletePipeline removes the pipeline's streams (events, DLQ) and consumers.
+func (b *Bus) DeletePipeline(ctx context.Context, pipeline string) error {
+	for _, s := range []string{StreamName(pipeline), DLQStreamName(pipeline)} {
+		if err := b.js.DeleteStream(ctx, s); err != nil && !IsNotFound(err) {
+			return fmt.Errorf("deleting stream %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// StreamBytes returns the bytes currently stored in the pipeline stream.
+func (b *Bus) StreamBytes(ctx context.Context, pipeline string) (uint64, error) {
+	s, err := b.js.Stream(ctx, StreamName(pipeline))
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Bytes, nil
+}

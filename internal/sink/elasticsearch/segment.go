@@ -1,0 +1,268 @@
+package elasticsearch
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/tidegate/tidegate/event"
+)
+
+// maxIDBytes is Elasticsearch's limit on document ids.
+const maxIDBytes = 512
+
+// docKey identifies a document.
+type docKey struct{ index, id string }
+
+// doc is one document of a segment and the events about it, chained in
+// arrival order.
+type doc struct {
+	key        docKey
+	head, tail int32 // first and last event about the document
+	cur        int32 // the event being applied; -1 when done
+}
+
+// plan is a segment (events between truncates) collapsed per document.
+type plan struct {
+	events  []*event.Event
+	results []error
+	ops     []op    // per event; kind 0 for events rejected up front
+	next    []int32 // next event about the same document, -1 at the end
+	failed  []bool  // the event was rejected permanently
+	docs    []doc
+}
+
+// newPlan prepares every event and groups them per document.
+func (s *Sink) newPlan(events []*event.Event, results []error) *plan {
+	p := &plan{
+		events:  events,
+		results: results,
+		ops:     make([]op, len(events)),
+		next:    make([]int32, len(events)),
+		failed:  make([]bool, len(events)),
+	}
+	byKey := make(map[docKey]int32, len(events))
+	for i, e := range events {
+		p.next[i] = -1
+		if err := s.prepare(e, &p.ops[i]); err != nil {
+			results[i] = err
+			p.failed[i] = true
+			continue
+		}
+		k := docKey{p.ops[i].index, p.ops[i].id}
+		if d, ok := byKey[k]; ok {
+			p.next[p.docs[d].tail] = int32(i)
+			p.docs[d].tail = int32(i)
+			continue
+		}
+		byKey[k] = int32(len(p.docs))
+		p.docs = append(p.docs, doc{key: k, head: int32(i), tail: int32(i)})
+	}
+	for d := range p.docs {
+		p.docs[d].cur = p.pick(int32(d))
+	}
+	return p
+}
+
+// pick returns the event to apply for document d: the highest version not
+// rejected yet, the last one among equal versions; -1 when none is left.
+func (p *plan) pick(d int32) int32 {
+	best := int32(-1)
+	for i := p.docs[d].head; i >= 0; i = p.next[i] {
+		if p.failed[i] {
+			continue
+		}
+		if best < 0 || p.ops[i].version >= p.ops[best].version {
+			best = i
+		}
+	}
+	return best
+}
+
+// reject records a permanent failure of the current event of d and moves
+// on to the next best one. It reports whether d has an event left to apply.
+func (p *plan) reject(d int32, err error) bool {
+	cur := p.docs[d].cur
+	p.results[cur] = err
+	p.failed[cur] = true
+	p.docs[d].cur = p.pick(d)
+	return p.docs[d].cur >= 0
+}
+
+// rejectAll rejects every event of d.
+func (p *plan) rejectAll(d int32, err error) {
+	for i := p.docs[d].head; i >= 0; i = p.next[i] {
+		if !p.failed[i] {
+			p.results[i] = err
+			p.failed[i] = true
+		}
+	}
+	p.docs[d].cur = -1
+}
+
+// prepare turns an event into an operation, or rejects it with a permanent
+// error when it cannot be written.
+func (s *Sink) prepare(e *event.Event, o *op) error {
+	if e == nil {
+		return permanent("nil event")
+	}
+	switch e.GetOp() {
+	case event.Op_OP_INSERT, event.Op_OP_UPDATE, event.Op_OP_SNAPSHOT:
+		o.kind = opIndex
+		if u := e.GetUnchanged(); len(u) > 0 {
+			// Writing After without these columns would erase them, and the
+			// update API cannot be combined with external versions.
+			return permanent("event has unchanged TOAST columns [%s]: partial updates are not supported yet (set REPLICA IDENTITY FULL on the table so that PostgreSQL sends every column)",
+				strings.Join(u, ", "))
+		}
+		if e.GetAfter() == nil {
+			return permanent("%s event has no after row", event.OpName(e.GetOp()))
+		}
+		o.row = e.GetAfter()
+	case event.Op_OP_DELETE:
+		o.kind = opDelete
+	default:
+		return permanent("unsupported op %s (%d)", event.OpName(e.GetOp()), e.GetOp())
+	}
+	if len(e.GetKey()) == 0 {
+		return permanent("event has no key: the document id comes from the primary key (give the table a primary key or a replica identity index)")
+	}
+	if e.GetVersion() > math.MaxInt64 {
+		return permanent("version %d is larger than Elasticsearch's maximum external version %d", e.GetVersion(), int64(math.MaxInt64))
+	}
+	o.version = e.GetVersion()
+	index, err := s.namer.name(e.GetOrigin())
+	if err != nil {
+		return err
+	}
+	o.index = index
+	o.id = event.DocumentID(e.GetKey())
+	switch {
+	case o.id == "":
+		return permanent("the key renders an empty document id, which Elasticsearch does not accept")
+	case len(o.id) > maxIDBytes:
+		return permanent("the document id is %d bytes long; Elasticsearch accepts at most %d", len(o.id), maxIDBytes)
+	}
+	return nil
+}
+
+// applySegment applies the events of one segment: rounds of bulk requests
+// until every document has an outcome. Items that fail with a retryable
+// error are sent again in the next round, after a backoff; since every
+// document has at most one operation in flight, retrying cannot reorder.
+func (s *Sink) applySegment(ctx context.Context, events []*event.Event, results []error) error {
+	if len(events) == 0 {
+		return nil
+	}
+	p := s.newPlan(events, results)
+	pending := make([]int32, 0, len(p.docs))
+	for d := range p.docs {
+		if p.docs[d].cur >= 0 {
+			pending = append(pending, int32(d))
+		}
+	}
+	itemAttempt := 0
+	for len(pending) > 0 {
+		var err error
+		if pending, err = s.ensureIndexes(ctx, p, pending); err != nil {
+			return err
+		}
+		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.cfg.BulkMaxActions}
+		for _, d := range pending {
+			for p.docs[d].cur >= 0 {
+				if err := b.add(&p.ops[p.docs[d].cur], d); err == nil {
+					break
+				} else if !p.reject(d, err) {
+					break
+				}
+			}
+		}
+		reqs := b.finish()
+		out, err := s.execute(ctx, reqs)
+		if err != nil {
+			for _, r := range reqs {
+				b.release(r)
+			}
+			return err
+		}
+		pending = pending[:0]
+		var retried int
+		var lastErr error
+		for ri, r := range reqs {
+			for j, res := range out[ri] {
+				d := r.tags[j]
+				switch res.outcome {
+				case itemOK:
+					p.docs[d].cur = -1
+				case itemRetry, itemIndexMissing:
+					if res.outcome == itemIndexMissing {
+						s.indexes.forget(p.docs[d].key.index)
+					}
+					pending = append(pending, d)
+					retried++
+					lastErr = res.err
+				case itemPermanent:
+					if p.reject(d, res.err) {
+						pending = append(pending, d)
+					}
+				}
+			}
+			b.release(r)
+		}
+		if retried > 0 {
+			itemAttempt++
+			s.metrics.retries.WithLabelValues("item").Add(float64(retried - 1))
+			re := &requestError{Cause: "item", Reason: lastErr.Error()}
+			if err := s.retryWait(ctx, "bulk items", itemAttempt, re); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ensureIndexes makes sure the indexes of the pending documents exist,
+// retrying until they do. Documents whose index can never be created are
+// rejected and dropped from the returned pending list.
+func (s *Sink) ensureIndexes(ctx context.Context, p *plan, pending []int32) ([]int32, error) {
+	var names []string
+	for _, d := range pending {
+		name := p.docs[d].key.index
+		if !s.indexes.isKnown(name) && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		for attempt := 1; ; attempt++ {
+			f := s.indexes.ensure(ctx, name)
+			if f == nil {
+				break
+			}
+			if f.permanentErr != nil {
+				kept := pending[:0]
+				for _, d := range pending {
+					if p.docs[d].key.index == name {
+						p.rejectAll(d, f.permanentErr)
+					} else {
+						kept = append(kept, d)
+					}
+				}
+				pending = kept
+				break
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("creating index %s: %w", name, ctx.Err())
+			}
+			re := f.req
+			if f.config {
+				re = &requestError{Status: f.req.Status, Reason: f.Error(), Cause: "index_config"}
+			}
+			if err := s.retryWait(ctx, "creating index "+name, attempt, re); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return pending, nil
+}

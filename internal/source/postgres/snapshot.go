@@ -1,0 +1,393 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tidegate/tidegate/event"
+)
+
+// snapshotState is the persistent progress of a snapshot.
+type snapshotState struct {
+	// Version is the LSN every snapshot row carries: the slot position
+	// streaming resumes from once the snapshot is complete.
+	Version  uint64           `json:"version"`
+	Complete bool             `json:"complete"`
+	Tables   []*tableSnapshot `json:"tables"`
+}
+
+// tableSnapshot is the chunk plan and progress of one table.
+type tableSnapshot struct {
+	Table string `json:"table"`
+	// Bounds are the inclusive upper keys (as text) of chunks 0..n-2; the
+	// last chunk is open-ended. A table that fits in one chunk has none.
+	Bounds [][]string `json:"bounds"`
+	Done   []bool     `json:"done"`
+	Rows   int64      `json:"rows"`
+}
+
+// chunkRef is the position Mark'ed after a chunk's rows.
+type chunkRef struct {
+	table, chunk int
+	rows         int64
+}
+
+// snapshotRun is one running snapshot.
+type snapshotRun struct {
+	st      *sourceState
+	mu      sync.Mutex
+	changed chan struct{}
+	rows    atomic.Int64
+}
+
+func (r *snapshotRun) chunkDurable(c chunkRef) {
+	r.mu.Lock()
+	ts := r.st.Snapshot.Tables[c.table]
+	if !ts.Done[c.chunk] {
+		ts.Done[c.chunk] = true
+		ts.Rows += c.rows
+	}
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// save writes the progress to the state store.
+func (s *Source) saveState(ctx context.Context, run *snapshotRun) error {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return s.opts.State.Put(ctx, s.stateKey(), run.st)
+}
+
+// runSnapshot reads every table not yet done into the emitter. With
+// exported == "" it takes a new snapshot (a resumed or repeated snapshot);
+// otherwise it reads through the slot's exported snapshot.
+func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceState, exported string) error {
+	if exported == "" {
+		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+			return fmt.Errorf("starting the snapshot transaction: %w", err)
+		}
+		defer conn.Exec(context.Background(), "COMMIT") //nolint:errcheck // read-only
+		if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&exported); err != nil {
+			return fmt.Errorf("exporting a snapshot: %w", err)
+		}
+	}
+	workers := make([]*pgx.Conn, s.cfg.SnapshotWorkers)
+	defer func() {
+		for _, w := range workers {
+			if w != nil {
+				w.Close(context.Background())
+			}
+		}
+	}()
+	for i := range workers {
+		w, err := s.connect(ctx)
+		if err != nil {
+			return err
+		}
+		workers[i] = w
+		if _, err := w.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+			return fmt.Errorf("starting a snapshot reader: %w", err)
+		}
+		if _, err := w.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(exported)); err != nil {
+			return fmt.Errorf("joining snapshot %s: %w", exported, err)
+		}
+	}
+
+	if err := s.planSnapshot(ctx, workers[0], st.Snapshot); err != nil {
+		return err
+	}
+	run := &snapshotRun{st: st, changed: make(chan struct{}, 1)}
+	s.snap.Store(run)
+	defer s.snap.Store(nil)
+	if err := s.saveState(ctx, run); err != nil {
+		return err
+	}
+
+	var estimated, already int64
+	type job struct{ table, chunk int }
+	var jobs []job
+	for ti, ts := range st.Snapshot.Tables {
+		t := s.byName[ts.Table]
+		estimated += max(t.EstimatedRows, 0)
+		already += ts.Rows
+		for ci, done := range ts.Done {
+			if !done {
+				jobs = append(jobs, job{ti, ci})
+			}
+		}
+	}
+	s.log.Info("snapshot starting", "tables", len(st.Snapshot.Tables), "chunks_left", len(jobs),
+		"estimated_rows", estimated, "version_lsn", pglogrepl.LSN(st.Snapshot.Version), "workers", len(workers))
+	run.rows.Store(already)
+	started := time.Now()
+
+	g, gctx := errgroup.WithContext(ctx)
+	queue := make(chan job)
+	g.Go(func() error {
+		defer close(queue)
+		for _, j := range jobs {
+			select {
+			case queue <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	for _, w := range workers {
+		g.Go(func() error {
+			for j := range queue {
+				if err := s.readChunk(gctx, w, st.Snapshot, j.table, j.chunk, run); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	// Progress and state saving until the readers finish.
+	readersDone := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		s.snapshotProgress(ctx, run, estimated, already, started, readersDone)
+	}()
+	err := g.Wait()
+	if err == nil {
+		err = s.opts.Emitter.Flush(ctx)
+	}
+	close(readersDone)
+	bg.Wait()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			_ = s.saveState(context.Background(), run)
+		}
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	run.mu.Lock()
+	for _, ts := range st.Snapshot.Tables {
+		for ci, d := range ts.Done {
+			if !d {
+				run.mu.Unlock()
+				return fmt.Errorf("snapshot: chunk %d of %s was read but never confirmed durable", ci, ts.Table)
+			}
+		}
+	}
+	st.Snapshot.Complete = true
+	run.mu.Unlock()
+	if err := s.saveState(ctx, run); err != nil {
+		return err
+	}
+	elapsed := time.Since(started)
+	rows := run.rows.Load() - already
+	s.log.Info("snapshot complete", "rows", rows, "duration", elapsed.Round(time.Millisecond),
+		"rows_per_second", int64(float64(rows)/max(elapsed.Seconds(), 1e-3)))
+	if s.opts.Progress != nil {
+		s.opts.Progress(Progress{RowsDone: run.rows.Load(), RowsEstimated: estimated, Done: true})
+	}
+	s.opts.Metrics.SnapshotProgress.WithLabelValues(s.opts.Pipeline).Set(1)
+	return nil
+}
+
+// snapshotProgress saves progress as chunks become durable and reports it.
+func (s *Source) snapshotProgress(ctx context.Context, run *snapshotRun, estimated, already int64, started time.Time, done <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastLog := time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-run.changed:
+			if err := s.saveState(ctx, run); err != nil && ctx.Err() == nil {
+				s.log.Warn("saving snapshot progress failed (will retry at the next chunk)", "error", err)
+			}
+		case <-tick.C:
+			rows := run.rows.Load()
+			total := max(estimated, rows)
+			if total > 0 {
+				s.opts.Metrics.SnapshotProgress.WithLabelValues(s.opts.Pipeline).Set(float64(rows) / float64(total))
+			}
+			if s.opts.Progress != nil {
+				s.opts.Progress(Progress{RowsDone: rows, RowsEstimated: total})
+			}
+			if time.Since(lastLog) >= 10*time.Second {
+				lastLog = time.Now()
+				el := time.Since(started).Seconds()
+				rate := float64(rows-already) / max(el, 1e-3)
+				eta := "unknown"
+				if rate > 0 && total > rows {
+					eta = (time.Duration(float64(total-rows)/rate) * time.Second).String()
+				}
+				s.log.Info("snapshot progress", "rows", rows, "estimated_total", total, "rows_per_second", int64(rate), "eta", eta)
+			}
+		}
+	}
+}
+
+// planSnapshot splits every table that has no plan yet into key ranges.
+func (s *Source) planSnapshot(ctx context.Context, conn *pgx.Conn, st *snapshotState) error {
+	planned := map[string]*tableSnapshot{}
+	for _, ts := range st.Tables {
+		planned[ts.Table] = ts
+	}
+	var tables []*tableSnapshot
+	for _, t := range s.tables {
+		if ts, ok := planned[t.QualifiedName()]; ok {
+			tables = append(tables, ts)
+			continue
+		}
+		bounds, err := s.chunkBounds(ctx, conn, t)
+		if err != nil {
+			return err
+		}
+		tables = append(tables, &tableSnapshot{Table: t.QualifiedName(), Bounds: bounds, Done: make([]bool, len(bounds)+1)})
+	}
+	st.Tables = tables
+	return nil
+}
+
+// chunkBounds returns every SnapshotChunkRows-th key in key order: one pass
+// over the primary key index.
+func (s *Source) chunkBounds(ctx context.Context, conn *pgx.Conn, t *Table) ([][]string, error) {
+	keys := t.keyList()
+	sql := "SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " + keys + ") AS tidegate_rn FROM " +
+		t.quotedName() + ") s WHERE tidegate_rn % " + strconv.Itoa(s.cfg.SnapshotChunkRows) + " = 0 ORDER BY " + keys
+	rr := conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil)
+	var bounds [][]string
+	for rr.NextRow() {
+		vals := rr.Values()
+		b := make([]string, len(vals))
+		for i, v := range vals {
+			b[i] = string(v)
+		}
+		bounds = append(bounds, b)
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("planning snapshot chunks of %s: %w", t.QualifiedName(), err)
+	}
+	return bounds, nil
+}
+
+// readChunk reads one key range and emits its rows, then marks the chunk.
+func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotState, ti, ci int, run *snapshotRun) error {
+	ts := st.Tables[ti]
+	t := s.byName[ts.Table]
+	keys := "(" + t.keyList() + ")"
+	sql := "SELECT " + t.columnList() + " FROM " + t.quotedName()
+	var params [][]byte
+	var oids []uint32
+	placeholders := func() string {
+		out := "("
+		for i, k := range t.Key {
+			if i > 0 {
+				out += ", "
+			}
+			oids = append(oids, t.Columns[k].TypeOID)
+			out += "$" + strconv.Itoa(len(oids))
+		}
+		return out + ")"
+	}
+	var conds []string
+	if ci > 0 {
+		conds = append(conds, keys+" > "+placeholders())
+		for _, v := range ts.Bounds[ci-1] {
+			params = append(params, []byte(v))
+		}
+	}
+	if ci < len(ts.Bounds) {
+		conds = append(conds, keys+" <= "+placeholders())
+		for _, v := range ts.Bounds[ci] {
+			params = append(params, []byte(v))
+		}
+	}
+	for i, c := range conds {
+		if i == 0 {
+			sql += " WHERE " + c
+		} else {
+			sql += " AND " + c
+		}
+	}
+
+	origin := s.origins[t]
+	version := st.Version
+	position := pglogrepl.LSN(version).String()
+	rowsMetric := s.opts.Metrics.SnapshotRows.WithLabelValues(s.opts.Pipeline, ts.Table)
+	rr := conn.PgConn().ExecParams(ctx, sql, params, oids, nil, nil)
+	var n int64
+	for rr.NextRow() {
+		ev, err := s.rowEvent(t, rr.Values())
+		if err != nil {
+			rr.Close()
+			return err
+		}
+		ev.Op = event.Op_OP_SNAPSHOT
+		ev.Origin = origin
+		ev.Version = version
+		ev.Position = position
+		ev.Id = s.opts.SourceName + ":snap:" + position + ":" + ts.Table + ":" + event.DocumentID(ev.Key)
+		if err := s.opts.Emitter.Emit(ctx, ev); err != nil {
+			rr.Close()
+			return err
+		}
+		n++
+		if n%1024 == 0 {
+			run.rows.Add(1024)
+			rowsMetric.Add(1024)
+		}
+	}
+	run.rows.Add(n % 1024)
+	rowsMetric.Add(float64(n % 1024))
+	if _, err := rr.Close(); err != nil {
+		return fmt.Errorf("reading chunk %d of %s: %w", ci, ts.Table, err)
+	}
+	return s.opts.Emitter.Mark(ctx, chunkRef{table: ti, chunk: ci, rows: n})
+}
+
+// rowEvent decodes a full row (text format) into an event's key and after.
+func (s *Source) rowEvent(t *Table, vals [][]byte) (*event.Event, error) {
+	if len(vals) != len(t.Columns) {
+		return nil, fmt.Errorf("%s: got %d columns, expected %d (did the table change during the snapshot?)", t.QualifiedName(), len(vals), len(t.Columns))
+	}
+	cols := make([]*event.Column, len(vals))
+	for i, raw := range vals {
+		v, err := s.types.Decode(t.Columns[i].TypeOID, raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", t.QualifiedName(), t.Columns[i].Name, err)
+		}
+		cols[i] = &event.Column{Name: t.Columns[i].Name, Value: v}
+	}
+	key := make([]*event.Column, len(t.Key))
+	for i, k := range t.Key {
+		key[i] = cols[k]
+	}
+	return &event.Event{Key: key, After: &event.Row{Columns: cols}}, nil
+}
+
+func quoteLiteral(s string) string {
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, '\'')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '\''))
+}
+
+var _ = pgconn.Timeout

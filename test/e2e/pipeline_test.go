@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/testkit"
+)
+
+const convergeTimeout = 90 * time.Second
+
+func clusters(t *testing.T) map[string]string {
+	return map[string]string{
+		"elasticsearch": testkit.ElasticURL(t),
+		"opensearch":    testkit.OpenSearchURL(t),
+	}
+}
+
+// Snapshot of every type family, then live inserts/updates/deletes.
+func TestSnapshotThenStream(t *testing.T) {
+	for flavor, url := range clusters(t) {
+		t.Run(flavor, func(t *testing.T) {
+			e := newEnv(t, url)
+			ctx := context.Background()
+			if err := testkit.LoadShop(ctx, e.conn, 6000); err != nil {
+				t.Fatal(err)
+			}
+			p := e.start()
+			e.waitConverged(convergeTimeout)
+			e.workload(testkit.NewWorkload(1), 300)
+			e.waitConverged(convergeTimeout)
+			e.noDeadLetters()
+			p.stop()
+		})
+	}
+}
+
+// A clean restart resumes: changes made while tidegate is down arrive,
+// nothing is lost or doubled.
+func TestRestartResumes(t *testing.T) {
+	e := newEnv(t, testkit.ElasticURL(t))
+	ctx := context.Background()
+	if err := testkit.LoadShop(ctx, e.conn, 3000); err != nil {
+		t.Fatal(err)
+	}
+	w := testkit.NewWorkload(2)
+	p := e.start()
+	e.waitConverged(convergeTimeout)
+	e.workload(w, 100)
+	p.stop()
+	e.workload(w, 200)
+	p = e.start()
+	e.waitConverged(convergeTimeout)
+	// Re-delivered events (from before the stop) must not count as source
+	// events again beyond the bus de-duplication: the index already equals
+	// the table; the DLQ stays empty.
+	e.noDeadLetters()
+	p.stop()
+}
+
+// A row updated twice in one transaction keeps the second value; a key
+// deleted and re-inserted exists with the new value.
+func TestSameRowTwiceAndReinsert(t *testing.T) {
+	e := newEnv(t, testkit.ElasticURL(t))
+	testkit.Exec(t, e.conn, `INSERT INTO customers (id, email, name) VALUES (1, 'a@x', 'one'), (2, 'b@x', 'two')`)
+	p := e.start()
+	e.waitConverged(convergeTimeout)
+	testkit.Exec(t, e.conn,
+		`BEGIN; UPDATE customers SET name = 'first' WHERE id = 1; UPDATE customers SET name = 'second' WHERE id = 1; COMMIT`,
+		`BEGIN; DELETE FROM customers WHERE id = 2; INSERT INTO customers (id, email, name) VALUES (2, 'b@x', 'reborn'); COMMIT`,
+		`UPDATE customers SET id = 3 WHERE id = 1`, // key change: doc 1 goes, doc 3 appears
+	)
+	e.waitConverged(convergeTimeout)
+	doc, err := e.search.Get(context.Background(), e.index("public.customers"), "3")
+	if err != nil || doc == nil {
+		t.Fatalf("doc 3: %s %v", doc, err)
+	}
+	var c struct{ Name string }
+	_ = json.Unmarshal(doc, &c)
+	if c.Name != "second" {
+		t.Fatalf("name = %q, want second", c.Name)
+	}
+	p.stop()
+}
+
+// The snapshot/stream boundary: a snapshot resumed after a crash runs under
+// a new snapshot while a transaction is open; that transaction commits
+// after the snapshot read the row it changed. Its change must win.
+func TestBoundaryTransactionAfterResumedSnapshot(t *testing.T) {
+	e := newEnv(t, testkit.ElasticURL(t))
+	ctx := context.Background()
+	if err := testkit.LoadShop(ctx, e.conn, 60000); err != nil {
+		t.Fatal(err)
+	}
+	e.extra = "      snapshot_workers: 1\n"
+	e.writeConfig()
+	p := e.start()
+	e.waitMetric(p, convergeTimeout, 2000, "tidegate_snapshot_rows_total")
+	p.kill9()
+
+	// An open transaction changes rows the resumed snapshot will read.
+	other := testkit.Connect(t, e.dsn)
+	testkit.Exec(t, other, `BEGIN`, `UPDATE orders SET notes = 'boundary' WHERE id IN (1, 25000, 49000)`, `UPDATE customers SET name = 'boundary' WHERE id = 4000`)
+	p = e.start()
+	// Wait for the snapshot to complete: it cannot see the open transaction.
+	e.waitMetric(p, convergeTimeout, 1, "tidegate_snapshot_progress_ratio")
+	testkit.Exec(t, other, `COMMIT`)
+	e.waitConverged(convergeTimeout)
+	doc, _ := e.search.Get(ctx, e.index("public.orders"), "25000")
+	var o struct{ Notes string }
+	_ = json.Unmarshal(doc, &o)
+	if o.Notes != "boundary" {
+		t.Fatalf("order 25000 notes = %q, want boundary", o.Notes)
+	}
+	e.noDeadLetters()
+	p.stop()
+}
+
+// kill -9 during the snapshot and again during streaming; every restart
+// resumes and the index ends equal to the tables.
+func TestKill9DuringSnapshotAndStreaming(t *testing.T) {
+	e := newEnv(t, testkit.ElasticURL(t))
+	ctx := context.Background()
+	if err := testkit.LoadShop(ctx, e.conn, 60000); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start()
+	e.waitMetric(p, convergeTimeout, 5000, "tidegate_snapshot_rows_total")
+	p.kill9()
+	p = e.start()
+	e.waitMetric(p, convergeTimeout, 1, "tidegate_snapshot_progress_ratio")
+	w := testkit.NewWorkload(3)
+	for range 3 {
+		e.workload(w, 100)
+		e.waitMetric(p, convergeTimeout, 1, "tidegate_events_total", `stage="sink:search"`)
+		p.kill9()
+		e.workload(w, 50)
+		p = e.start()
+	}
+	e.waitConverged(convergeTimeout)
+	e.noDeadLetters()
+	p.stop()
+}
+
+// Elasticsearch unreachable for 30 s during streaming (a proxy in front of
+// the real server cuts every connection), and tidegate killed while it is
+// unreachable: positions confirmed to PostgreSQL were in the bus, so after
+// restart everything arrives.
+func TestSinkOutageAndCrash(t *testing.T) {
+	url := testkit.ElasticURL(t)
+	host := url[len("http://"):]
+	proxy := testkit.NewProxy(t, host)
+	e := newEnv(t, url)
+	e.searchURL = "http://" + proxy.Addr()
+	ctx := context.Background()
+	if err := testkit.LoadShop(ctx, e.conn, 3000); err != nil {
+		t.Fatal(err)
+	}
+	w := testkit.NewWorkload(4)
+	p := e.start()
+	e.waitConverged(convergeTimeout)
+
+	proxy.Cut()
+	outage := time.Now()
+	e.workload(w, 300)
+	// The slot keeps advancing while the sink is down: events are durable in the bus.
+	lsnBefore := confirmedLSN(t, e)
+	testkit.Exec(t, e.conn, `SELECT pg_logical_emit_message(false, 'test', 'x')`)
+	var current string
+	if err := e.conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&current); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(convergeTimeout)
+	for confirmedLSN(t, e) == lsnBefore && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond) // polling a condition
+	}
+	if time.Since(outage) < 30*time.Second {
+		time.Sleep(30*time.Second - time.Since(outage)) // the outage lasts 30 s by design
+	}
+	p.kill9()
+	proxy.Restore()
+	p = e.start()
+	e.waitConverged(convergeTimeout)
+	e.noDeadLetters()
+	p.stop()
+}
+
+func confirmedLSN(t *testing.T, e *env) string {
+	var lsn *string
+	err := e.conn.QueryRow(context.Background(), `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, "tidegate_"+e.source).Scan(&lsn)
+	if err != nil || lsn == nil {
+		t.Fatalf("reading confirmed_flush_lsn: %v", err)
+	}
+	return *lsn
+}
+
+var _ = os.Getenv
