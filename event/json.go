@@ -92,9 +92,24 @@ func appendFloat(b []byte, f float64) []byte {
 	case math.IsInf(f, -1):
 		return append(b, `"-Infinity"`...)
 	}
-	// Shortest representation that round-trips; exponent form for very
-	// large/small magnitudes is valid JSON.
-	return strconv.AppendFloat(b, f, 'g', -1, 64)
+	// Shortest representation that round-trips, in plain notation for
+	// 1e-6 <= |f| < 1e21 and exponent notation outside, as JavaScript and
+	// encoding/json do.
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	n := len(b)
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// 1e-07 -> 1e-7
+		if m := len(b); m-n >= 4 && b[m-4] == 'e' && b[m-3] == '-' && b[m-2] == '0' {
+			b[m-2] = b[m-1]
+			b = b[:m-1]
+		}
+	}
+	return b
 }
 
 // isJSONNumber reports whether s is a valid JSON number literal.

@@ -57,7 +57,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("connecting to the bus at %s: %w", redactURL(cfg.URL), err)
 	}
-	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4 * maxPendingMessages))
+	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4*maxPendingMessages))
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("opening JetStream: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +46,7 @@ type Publisher struct {
 	mu  sync.Mutex
 	err error
 
-	sinceCheck   int64
+	sinceCheck   atomic.Int64
 	closeOnce    sync.Once
 	lastFullWarn time.Time
 }
@@ -184,15 +185,18 @@ func (p *Publisher) enqueue(ctx context.Context, it pending) error {
 
 // waitForRoom checks the stream's size every few MiB and waits while it is
 // above MaxStreamBytes.
+// roomCheckBytes is how many bytes the publisher sends between two looks at
+// the stream's size.
+func roomCheckBytes(maxStream int64) int64 { return min(4<<20, max(maxStream/16, 1)) }
+
 func (p *Publisher) waitForRoom(ctx context.Context, size int64) error {
 	if p.cfg.MaxStreamBytes <= 0 {
 		return nil
 	}
-	p.sinceCheck += size
-	if p.sinceCheck < 4<<20 {
+	if p.sinceCheck.Add(size) < roomCheckBytes(p.cfg.MaxStreamBytes) {
 		return nil
 	}
-	p.sinceCheck = 0
+	p.sinceCheck.Store(0)
 	for {
 		used, err := p.b.StreamBytes(ctx, p.cfg.Pipeline)
 		if err != nil {

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,6 +15,8 @@ type StreamConfig struct {
 	MaxBytes int64
 	// DuplicateWindow for message-id de-duplication.
 	DuplicateWindow time.Duration
+	// MaxInflightBytes the publisher may have in flight (sizes the margin).
+	MaxInflightBytes int64
 }
 
 // StreamName is the JetStream stream of a pipeline.
@@ -34,10 +37,11 @@ func DLQSubject(pipeline, sink string) string {
 
 // EnsurePipeline creates or updates the pipeline's event and DLQ streams.
 func (b *Bus) EnsurePipeline(ctx context.Context, pipeline string, cfg StreamConfig) error {
-	// The stream may hold a little more than MaxBytes: the publisher keeps it
-	// under MaxBytes, and the margin absorbs what is in flight, so the
-	// server never has to refuse a message.
-	limit := cfg.MaxBytes + cfg.MaxBytes/4
+	// The stream may hold a little more than MaxBytes: the publisher stops
+	// when it sees the stream above MaxBytes, and the margin absorbs what is
+	// in flight and published since its last look, so the server never has
+	// to refuse a message (a refusal inside an async batch could reorder).
+	limit := cfg.MaxBytes + max(cfg.MaxBytes/4, 2*cfg.MaxInflightBytes+2*roomCheckBytes(cfg.MaxBytes))
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName(pipeline),
 		Description: "tidegate pipeline " + pipeline,
@@ -88,4 +92,30 @@ func (b *Bus) StreamBytes(ctx context.Context, pipeline string) (uint64, error) 
 		return 0, err
 	}
 	return info.State.Bytes, nil
+}
+
+// FirstSeq returns the first sequence held by the pipeline stream.
+func (b *Bus) FirstSeq(ctx context.Context, pipeline string) (uint64, error) {
+	s, err := b.js.Stream(ctx, StreamName(pipeline))
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.FirstSeq, nil
+}
+
+// HasMsg reports whether the pipeline stream still holds sequence seq.
+func (b *Bus) HasMsg(ctx context.Context, pipeline string, seq uint64) (bool, error) {
+	s, err := b.js.Stream(ctx, StreamName(pipeline))
+	if err != nil {
+		return false, err
+	}
+	_, err = s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -17,7 +17,7 @@ const (
 	// maxDepth bounds nesting (and alias cycles).
 	maxDepth = 64
 	// maxNodes bounds the nodes visited, aliases expanded ("billion laughs").
-	maxNodes = 1 << 20
+	maxNodes = 1 << 18
 )
 
 var durationType = reflect.TypeFor[time.Duration]()

@@ -35,7 +35,7 @@ type edit struct {
 	Insert bool
 }
 
-func set(line int, text string) edit    { return edit{Line: line, Text: text} }
+func set(line int, text string) edit     { return edit{Line: line, Text: text} }
 func insert(after int, text string) edit { return edit{Line: after, Text: text, Insert: true} }
 
 // edited applies edits to base, last line first so numbers refer to base.

@@ -51,6 +51,9 @@ func Parse(path string, data []byte, env func(string) (string, bool)) (*Config, 
 	cfg.info = d.info
 	cfg.SetDefaults()
 	all := d.probs
+	for i := range all { // secrets found after a problem was recorded
+		all[i].Msg = d.info.scrub(all[i].Path, all[i].Msg)
+	}
 	var vps Problems
 	if errors.As(cfg.Validate(), &vps) {
 		for _, p := range vps {
@@ -173,7 +176,7 @@ func syntaxLine(data []byte, err error) (int, string) {
 		msg = m[2]
 	}
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > maxSyntaxSearchLines || len(data) > 256<<10 {
+	if len(lines) > maxSyntaxSearchLines || len(data) > 64<<10 {
 		return line, msg
 	}
 	var prefix []byte

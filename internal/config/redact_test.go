@@ -10,14 +10,14 @@ import (
 
 func TestRedactDSN(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://repl:pw@db:5432/shop":                      "postgres://repl:****@db:5432/shop",
-		"postgresql://repl:p@ss/w@rd@db/shop?sslmode=require":  "postgresql://repl:****@db/shop?sslmode=require",
-		"postgres://repl@db/shop?password=pw&sslpassword=x":    "postgres://repl@db/shop?password=****&sslpassword=****",
-		"postgres://db/shop":                                   "postgres://db/shop",
-		"host=db user=repl password=pw dbname=shop":            "host=db user=repl password=**** dbname=shop",
-		"host=db password = 'p w\\' x' dbname=shop":            "host=db password=**** dbname=shop",
-		"host=db PASSWORD=pw sslpassword=k":                    "host=db PASSWORD=**** sslpassword=****",
-		"host=db":                                              "host=db",
+		"postgres://repl:pw@db:5432/shop":                     "postgres://repl:****@db:5432/shop",
+		"postgresql://repl:p@ss/w@rd@db/shop?sslmode=require": "postgresql://repl:****@db/shop?sslmode=require",
+		"postgres://repl@db/shop?password=pw&sslpassword=x":   "postgres://repl@db/shop?password=****&sslpassword=****",
+		"postgres://db/shop":                                  "postgres://db/shop",
+		"host=db user=repl password=pw dbname=shop":           "host=db user=repl password=**** dbname=shop",
+		"host=db password = 'p w\\' x' dbname=shop":           "host=db password=**** dbname=shop",
+		"host=db PASSWORD=pw sslpassword=k":                   "host=db PASSWORD=**** sslpassword=****",
+		"host=db":                                             "host=db",
 	} {
 		if got := redactDSN(in); got != want {
 			t.Errorf("redactDSN(%q) = %q, want %q", in, got, want)

@@ -103,7 +103,7 @@ func fieldDoc(key string) string {
 	case "elasticsearch.Config.RetryMax":
 		return "`retry_initial` and `retry_max` bound the exponential backoff between retries of retryable failures (429, 5xx, timeouts, connection errors). Retries go on until they succeed or tidegate stops. Defaults 200ms and 30s."
 	case "elasticsearch.Config.Truncate":
-		return "`truncate` says what a source TRUNCATE does: \"delete\" removes every document of the table's index (delete-by-query), \"ignore\" counts and skips it. Default \"delete\"."
+		return "`truncate` says what a source TRUNCATE does: \"delete\" removes every document of the table's index that is not newer than the truncate (version-guarded bulk deletes of what a scroll finds), \"ignore\" counts and skips it. Default \"delete\"."
 	case "elasticsearch.Config.URLs":
 		return "`urls` of the cluster nodes, e.g. [http://127.0.0.1:9200]. Required."
 	case "elasticsearch.Config.Username":

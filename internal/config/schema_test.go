@@ -74,7 +74,8 @@ func TestJSONSchemaUsesCompiledDocs(t *testing.T) {
 	if v["$schema"] == nil || v["properties"] == nil {
 		t.Fatalf("schema lacks $schema or properties")
 	}
-	want, err := jsonSchema(func(k string) string { return parseDocs(t)[k] })
+	docs := parseDocs(t)
+	want, err := jsonSchema(func(k string) string { return docs[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func Build(ctx context.Context, cfg *config.Config, pc config.Pipeline, d Deps) 
 			DuplicateWindow:  cfg.Bus.DuplicateWindow,
 			MaxInflightBytes: int64(cfg.Bus.MaxInflightBytes),
 			BatchMaxEvents:   pc.BatchMaxEvents,
-			AckWait:          2 * time.Minute,
+			AckWait:          30 * time.Second,
 			RestartMin:       time.Second,
 			RestartMax:       30 * time.Second,
 		},

@@ -64,7 +64,7 @@ type Pipeline struct {
 // Run creates the bus streams and consumers, then runs the source and the
 // sinks until ctx is done or something fails for good.
 func (p *Pipeline) Run(ctx context.Context) error {
-	if err := p.bus.EnsurePipeline(ctx, p.set.Name, bus.StreamConfig{MaxBytes: p.set.MaxStreamBytes, DuplicateWindow: p.set.DuplicateWindow}); err != nil {
+	if err := p.bus.EnsurePipeline(ctx, p.set.Name, bus.StreamConfig{MaxBytes: p.set.MaxStreamBytes, DuplicateWindow: p.set.DuplicateWindow, MaxInflightBytes: p.set.MaxInflightBytes}); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)

@@ -37,11 +37,16 @@ type sinkRunner struct {
 }
 
 func (r *sinkRunner) run(ctx context.Context) error {
+	ord, err := r.startOrderer(ctx)
+	if err != nil {
+		return err
+	}
 	msgs := make(chan jetstream.Msg, r.batchMax)
 	cc, err := r.cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
 		case <-ctx.Done():
+			_ = m.Nak() // stopping: let the next run have it at once
 		}
 	}, jetstream.PullMaxMessages(r.batchMax), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -51,30 +56,100 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consuming for sink %s: %w", r.name, err)
 	}
-	defer cc.Stop()
-
 	batch := make([]jetstream.Msg, 0, r.batchMax)
-	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case m := <-msgs:
-			batch = append(batch, m)
+	defer func() {
+		cc.Stop()
+		// Hand back what was delivered but not processed, so that a
+		// restart gets it without waiting for the ack wait to expire.
+		for _, m := range batch {
+			_ = m.Nak()
 		}
-	drain:
-		for len(batch) < r.batchMax {
+		ord.nakAll()
+		for {
 			select {
 			case m := <-msgs:
-				batch = append(batch, m)
+				_ = m.Nak()
 			default:
-				break drain
+				return
 			}
 		}
+	}()
+
+	gapSince := time.Time{}
+	gapCheck := time.NewTicker(r.ackWait)
+	defer gapCheck.Stop()
+	for {
+		batch = ord.ready(batch[:0], r.batchMax)
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case m := <-msgs:
+				ord.add(m)
+			case <-gapCheck.C:
+				if ord.waiting() {
+					if gapSince.IsZero() {
+						gapSince = time.Now()
+					} else if err := r.checkGap(ctx, ord, time.Since(gapSince)); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+		drain:
+			for {
+				select {
+				case m := <-msgs:
+					ord.add(m)
+				default:
+					break drain
+				}
+			}
+			batch = ord.ready(batch, r.batchMax)
+			if len(batch) == 0 {
+				continue
+			}
+		}
+		gapSince = time.Time{}
 		if err := r.process(ctx, batch); err != nil {
 			return err
 		}
+		batch = batch[:0]
 	}
+}
+
+// startOrderer begins after the consumer's acknowledged floor.
+func (r *sinkRunner) startOrderer(ctx context.Context) (*orderer, error) {
+	info, err := r.cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading consumer of sink %s: %w", r.name, err)
+	}
+	next := info.AckFloor.Stream + 1
+	if first, err := r.bus.FirstSeq(ctx, r.pipeline); err == nil && first > next {
+		next = first
+	}
+	return newOrderer(next), nil
+}
+
+// checkGap handles messages held behind a missing one for long: a message
+// that is gone from the stream is skipped; otherwise we keep waiting for its
+// redelivery, and say so.
+func (r *sinkRunner) checkGap(ctx context.Context, ord *orderer, waited time.Duration) error {
+	for ord.waiting() {
+		exists, err := r.bus.HasMsg(ctx, r.pipeline, ord.next)
+		if err != nil {
+			return fmt.Errorf("sink %s: checking stream sequence %d: %w", r.name, ord.next, err)
+		}
+		if exists {
+			r.log.Warn("waiting for the bus to redeliver a message; later ones are held to keep order",
+				"sink", r.name, "sequence", ord.next, "held", len(ord.pending), "waited", waited.Round(time.Second))
+			return nil
+		}
+		low := ord.lowest()
+		r.log.Warn("a message is gone from the bus stream; skipping it", "sink", r.name, "sequence", ord.next)
+		ord.skipTo(min(ord.next+1, low))
+	}
+	return nil
 }
 
 // process writes one batch. It returns an error only when the batch could

@@ -87,8 +87,13 @@ type Doc struct {
 }
 
 // AllDocs reads every document of index (refreshing first) with the scroll API.
+// A missing index holds no documents.
 func (s *Search) AllDocs(ctx context.Context, index string) (map[string]Doc, error) {
-	if err := s.Refresh(ctx, index); err != nil {
+	code, err := s.do(ctx, http.MethodPost, "/"+url.PathEscape(index)+"/_refresh", nil, nil)
+	if code == http.StatusNotFound {
+		return map[string]Doc{}, nil
+	}
+	if err != nil {
 		return nil, err
 	}
 	type page struct {

@@ -270,10 +270,29 @@ func (e *env) waitConverged(timeout time.Duration) {
 			e.t.Fatalf("comparing %s: %v", tb.Name, err)
 		}
 		if !d.Empty() {
+			e.dumpMetrics()
 			e.t.Fatalf("not converged after %s:\n%s", timeout, d)
 		}
 		e.t.Logf("verified: %s %d rows = %d documents", tb.Name, d.Rows, d.Docs)
 	}
+}
+
+// dumpMetrics logs tidegate's own metrics (for failure analysis).
+func (e *env) dumpMetrics() {
+	resp, err := http.Get("http://" + e.adminAddr + "/metrics")
+	if err != nil {
+		e.t.Logf("metrics: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var lines []string
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "tidegate_") {
+			lines = append(lines, l)
+		}
+	}
+	e.t.Logf("metrics:\n%s", strings.Join(lines, "\n"))
 }
 
 // noDeadLetters asserts nothing went to the DLQ.

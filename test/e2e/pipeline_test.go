@@ -103,17 +103,17 @@ func TestBoundaryTransactionAfterResumedSnapshot(t *testing.T) {
 
 	// An open transaction changes rows the resumed snapshot will read.
 	other := testkit.Connect(t, e.dsn)
-	testkit.Exec(t, other, `BEGIN`, `UPDATE orders SET notes = 'boundary' WHERE id IN (1, 25000, 49000)`, `UPDATE customers SET name = 'boundary' WHERE id = 4000`)
+	testkit.Exec(t, other, `BEGIN`, `UPDATE orders SET notes = 'boundary' WHERE id IN (1, 9000, 17000)`, `UPDATE customers SET name = 'boundary' WHERE id = 4000`)
 	p = e.start()
 	// Wait for the snapshot to complete: it cannot see the open transaction.
 	e.waitMetric(p, convergeTimeout, 1, "tidegate_snapshot_progress_ratio")
 	testkit.Exec(t, other, `COMMIT`)
 	e.waitConverged(convergeTimeout)
-	doc, _ := e.search.Get(ctx, e.index("public.orders"), "25000")
+	doc, _ := e.search.Get(ctx, e.index("public.orders"), "9000")
 	var o struct{ Notes string }
 	_ = json.Unmarshal(doc, &o)
 	if o.Notes != "boundary" {
-		t.Fatalf("order 25000 notes = %q, want boundary", o.Notes)
+		t.Fatalf("order 9000 notes = %q, want boundary", o.Notes)
 	}
 	e.noDeadLetters()
 	p.stop()

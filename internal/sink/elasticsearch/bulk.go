@@ -106,7 +106,10 @@ func (s *Sink) send(ctx context.Context, r *bulkRequest, lo, hi int) ([]opResult
 		v, re := classifyRequest(ctx, status, resBody, err)
 		if ctx.Err() != nil {
 			s.metrics.requests.WithLabelValues(outcomeCanceled).Inc()
-			return nil, fmt.Errorf("sending bulk request (attempt %d): %w", attempt, ctx.Err())
+			if re != nil {
+				return nil, fmt.Errorf("sending bulk request: gave up after %d attempts (last error: %v): %w", attempt, re, ctx.Err())
+			}
+			return nil, fmt.Errorf("sending bulk request: %w", ctx.Err())
 		}
 		switch v {
 		case verdictOK:
@@ -118,6 +121,11 @@ func (s *Sink) send(ctx context.Context, r *bulkRequest, lo, hi int) ([]opResult
 			re = &requestError{Status: status, Reason: perr.Error(), Cause: "bad_response"}
 		case verdictSplit:
 			s.metrics.requests.WithLabelValues(outcomeRejected).Inc()
+			if re.Cause == "too_large" && hi-lo > 1 && s.warnLog.allow() {
+				s.log.Warn("bulk request too large for the cluster; splitting it",
+					"bytes", len(body), "operations", hi-lo,
+					"hint", "set bulk_max_bytes below the cluster's http.max_content_length")
+			}
 			if hi-lo == 1 {
 				reason := re.Reason
 				if re.Cause == "too_large" {

@@ -43,7 +43,8 @@ type Config struct {
 	RetryInitial time.Duration `yaml:"retry_initial" json:"retry_initial,omitempty"`
 	RetryMax     time.Duration `yaml:"retry_max" json:"retry_max,omitempty"`
 	// Truncate says what a source TRUNCATE does: "delete" removes every
-	// document of the table's index (delete-by-query), "ignore" counts and
-	// skips it. Default "delete".
+	// document of the table's index that is not newer than the truncate
+	// (version-guarded bulk deletes of what a scroll finds), "ignore" counts
+	// and skips it. Default "delete".
 	Truncate string `yaml:"truncate" json:"truncate,omitempty"`
 }

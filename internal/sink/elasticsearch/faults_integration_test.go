@@ -106,6 +106,32 @@ func TestIntegrationRetryRequestFailures(t *testing.T) {
 	})
 }
 
+// TestIntegrationOutage refuses every connection for a while after New:
+// index creation and bulk requests wait for the cluster to come back.
+func TestIntegrationOutage(t *testing.T) {
+	eachCluster(t, func(t *testing.T, c *testCluster) {
+		ft := newFaultTransport()
+		ft.all = true
+		var refused int
+		ft.before = func(_ int, req *http.Request) (*http.Response, error) {
+			if req.URL.Path == "/" || strings.HasPrefix(req.URL.Path, "/_nodes") {
+				return nil, nil // detection in New
+			}
+			if refused < 12 { // only one request at a time here
+				refused++
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+			}
+			return nil, nil
+		}
+		s := c.newSink(c.config(), WithTransport(ft))
+		events, want := batchOf("o", 10)
+		c.writeOK(s, events...)
+		if got := c.allDocs(c.index("o")); !equalDocs(got, want) {
+			t.Errorf("documents:\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
 func TestIntegrationRetryItems(t *testing.T) {
 	eachCluster(t, func(t *testing.T, c *testCluster) {
 		ft := newFaultTransport()

@@ -55,8 +55,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // registered).
 func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
-// WithName sets the sink's name: the "sink" label of its metrics and an
-// attribute of its log lines (default "elasticsearch").
+// WithName sets the sink's name: the "sink" label of its metrics (default
+// "elasticsearch"). Log lines carry the attributes of the WithLogger logger
+// only, so give it the name too.
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
 // WithTransport replaces the HTTP transport (tests inject faults with it).
@@ -116,7 +117,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 	}
 	s := &Sink{
 		cfg:       cfg,
-		log:       o.logger.With("sink", o.name),
+		log:       o.logger,
 		info:      conn.info,
 		backend:   b,
 		transport: rt,

@@ -127,7 +127,7 @@ func TestIntegrationTruncate(t *testing.T) {
 		s := c.newSink(cfg)
 		var before []*event.Event
 		for i := range 10 {
-			before = append(before, ins("t", uint64(10+i), i, "v", i))
+			before = append(before, ins("t", uint64(10+i), i, "v", fmt.Sprint(i)))
 		}
 		c.writeOK(s, append(before, ins("other", 5, 1, "v", "kept"))...)
 		// In one batch: writes before the truncate (must be applied first,

@@ -85,7 +85,7 @@ func (s *Sink) truncatePass(ctx context.Context, index string, v uint64, result 
 		return false, err // no index: nothing to delete
 	}
 	size := min(scrollPageSize, s.cfg.BulkMaxActions)
-	query := []byte(`{"size":` + strconv.Itoa(size) + `,"sort":["_doc"],"_source":false,"version":true,"track_total_hits":false,"query":{"match_all":{}}}`)
+	query := []byte(`{"size":` + strconv.Itoa(size) + `,"sort":["_doc"],"_source":false,"version":true,"query":{"match_all":{}}}`)
 	status, body, err := s.call(ctx, "searching index "+index, func(ctx context.Context) (*response, error) {
 		return s.backend.search(ctx, index, query, scrollKeepAlive)
 	}, http.StatusNotFound)

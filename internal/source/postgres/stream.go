@@ -316,6 +316,9 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		rel.cols = append(rel.cols, Column{Name: c.Name, TypeOID: c.DataType})
 		oids = append(oids, c.DataType)
 	}
+	// A relation message follows DDL: forget what we knew of its types
+	// (ALTER TYPE on a composite or enum) and look them up again.
+	s.types.Forget(oids...)
 	if err := s.types.Load(ctx, st.conn, oids...); err != nil {
 		return fmt.Errorf("loading column types of %s: %w", t.QualifiedName(), err)
 	}

@@ -1,0 +1,95 @@
+package pipeline
+
+import (
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// orderer releases a consumer's messages strictly in stream order.
+//
+// JetStream redelivers unacknowledged messages after the ack wait, which can
+// put an old message after newer ones (after a crash: the dead run's
+// messages come back while new ones already flow). Writes must follow the
+// stream order — several changes of one row in one transaction share a
+// version, so only their order decides which wins — so the orderer holds
+// messages that arrive early until the gap before them is filled, and drops
+// (acknowledging) those already processed. It holds at most the consumer's
+// max-ack-pending messages.
+type orderer struct {
+	next    uint64 // stream sequence of the next message to process
+	pending map[uint64]jetstream.Msg
+}
+
+func newOrderer(next uint64) *orderer {
+	return &orderer{next: next, pending: map[uint64]jetstream.Msg{}}
+}
+
+// add takes one delivered message.
+func (o *orderer) add(m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to order it by.
+		o.pending[o.next] = m
+		return
+	}
+	seq := md.Sequence.Stream
+	if seq < o.next {
+		_ = m.Ack() // already processed (a late redelivery)
+		return
+	}
+	if _, dup := o.pending[seq]; dup {
+		_ = m.Ack()
+		return
+	}
+	o.pending[seq] = m
+}
+
+// ready appends to batch, in order, the messages that can be processed now
+// (at most max in total) and advances past them.
+func (o *orderer) ready(batch []jetstream.Msg, max int) []jetstream.Msg {
+	for len(batch) < max {
+		m, ok := o.pending[o.next]
+		if !ok {
+			break
+		}
+		delete(o.pending, o.next)
+		o.next++
+		batch = append(batch, m)
+	}
+	return batch
+}
+
+// skipTo moves past a gap that will never fill (the message is gone from
+// the stream).
+func (o *orderer) skipTo(seq uint64) {
+	for s := o.next; s < seq; s++ {
+		if m, ok := o.pending[s]; ok {
+			_ = m.Ack()
+			delete(o.pending, s)
+		}
+	}
+	if seq > o.next {
+		o.next = seq
+	}
+}
+
+// waiting reports whether messages are held behind a gap.
+func (o *orderer) waiting() bool { return len(o.pending) > 0 }
+
+// lowest returns the lowest held sequence (0 when none).
+func (o *orderer) lowest() uint64 {
+	var low uint64
+	for s := range o.pending {
+		if low == 0 || s < low {
+			low = s
+		}
+	}
+	return low
+}
+
+// nakAll hands every held message back to the bus.
+func (o *orderer) nakAll() {
+	for s, m := range o.pending {
+		_ = m.Nak()
+		delete(o.pending, s)
+	}
+}
