@@ -10,6 +10,7 @@ import (
 	"github.com/tidegate/tidegate/internal/bus"
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/platform/metrics"
+	"github.com/tidegate/tidegate/internal/sink"
 	"github.com/tidegate/tidegate/internal/sink/elasticsearch"
 	"github.com/tidegate/tidegate/internal/source/postgres"
 )
@@ -51,12 +52,9 @@ func Build(ctx context.Context, cfg *config.Config, pc config.Pipeline, d Deps) 
 			p.Close()
 			return nil, fmt.Errorf("pipeline %s: sink %q is not defined", pc.Name, name)
 		}
-		w, err := openSink(ctx, sc, pc.Name, log, d.Metrics)
-		if err != nil {
-			p.Close()
-			return nil, fmt.Errorf("pipeline %s: sink %s: %w", pc.Name, name, err)
-		}
-		p.sinks = append(p.sinks, Sink{Name: name, Writer: w})
+		p.sinks = append(p.sinks, Sink{Name: name, Open: func(ctx context.Context) (sink.Writer, error) {
+			return openSink(ctx, sc, log, d.Metrics)
+		}})
 	}
 	srcCfg := findSource(cfg, pc.Source)
 	if srcCfg == nil || srcCfg.Postgres == nil {
@@ -96,7 +94,7 @@ func (f fatalOn) Run(ctx context.Context) error {
 	return err
 }
 
-func openSink(ctx context.Context, sc *config.Sink, pipeline string, log *slog.Logger, m *metrics.Metrics) (*elasticsearch.Sink, error) {
+func openSink(ctx context.Context, sc *config.Sink, log *slog.Logger, m *metrics.Metrics) (*elasticsearch.Sink, error) {
 	es := sc.Elasticsearch
 	if es == nil {
 		es = sc.OpenSearch

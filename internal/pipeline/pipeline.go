@@ -31,10 +31,12 @@ type Fatal struct{ Err error }
 func (f *Fatal) Error() string { return f.Err.Error() }
 func (f *Fatal) Unwrap() error { return f.Err }
 
-// Sink is a named sink writer.
+// Sink is a named sink. Open connects it; the pipeline keeps calling it
+// (with backoff) until it succeeds, so an unreachable sink at start does not
+// keep the source from filling the bus.
 type Sink struct {
-	Name   string
-	Writer sink.Writer
+	Name string
+	Open func(ctx context.Context) (sink.Writer, error)
 }
 
 // Settings are a pipeline's tunables.
@@ -74,7 +76,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return err
 		}
 		r := &sinkRunner{
-			pipeline: p.set.Name, name: s.Name, writer: s.Writer, bus: p.bus, cons: cons,
+			pipeline: p.set.Name, name: s.Name, open: s.Open, bus: p.bus, cons: cons,
 			batchMax: p.set.BatchMaxEvents, ackWait: p.set.AckWait, log: p.log, metrics: p.metrics,
 		}
 		g.Go(func() error { return r.run(gctx) })
@@ -153,11 +155,5 @@ func (p *Pipeline) gauges(ctx context.Context) {
 	}
 }
 
-// Close closes the sinks.
-func (p *Pipeline) Close() error {
-	var errs []error
-	for _, s := range p.sinks {
-		errs = append(errs, s.Writer.Close())
-	}
-	return errors.Join(errs...)
-}
+// Close releases the pipeline (sinks are closed by their runners).
+func (p *Pipeline) Close() error { return nil }

@@ -23,6 +23,7 @@ import (
 type sinkRunner struct {
 	pipeline string
 	name     string
+	open     func(ctx context.Context) (sink.Writer, error)
 	writer   sink.Writer
 	bus      *bus.Bus
 	cons     jetstream.Consumer
@@ -37,6 +38,10 @@ type sinkRunner struct {
 }
 
 func (r *sinkRunner) run(ctx context.Context) error {
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
+	defer r.writer.Close()
 	ord, err := r.startOrderer(ctx)
 	if err != nil {
 		return err
@@ -115,6 +120,29 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			return err
 		}
 		batch = batch[:0]
+	}
+}
+
+// connect opens the sink, retrying with backoff until it works: events
+// wait in the bus meanwhile.
+func (r *sinkRunner) connect(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		w, err := r.open(ctx)
+		if err == nil {
+			r.writer = w
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.log.Error("cannot open sink; events wait in the bus, retrying", "sink", r.name, "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 

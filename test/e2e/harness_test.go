@@ -54,6 +54,7 @@ type env struct {
 	extra      string // appended to the postgres source config
 	sinkExtra  string // appended to the sink config
 	snapshot   string
+	bus        string // a bus: line for the config
 }
 
 func newEnv(t *testing.T, clusterURL string) *env {
@@ -97,6 +98,7 @@ func (e *env) writeConfig() {
 		tables[i] = tb.Name
 	}
 	cfg := fmt.Sprintf(`data_dir: %s
+%s
 admin: { listen: %q }
 log: { level: debug }
 sources:
@@ -119,7 +121,7 @@ pipelines:
     source: %s
     sinks: [search]
     snapshot: %s
-`, e.dataDir, e.adminAddr, e.source, e.dsn, strings.Join(tables, ", "), e.extra, e.searchURL, e.sinkExtra, e.source, e.source, e.snapshot)
+`, e.dataDir, e.bus, e.adminAddr, e.source, e.dsn, strings.Join(tables, ", "), e.extra, e.searchURL, e.sinkExtra, e.source, e.source, e.snapshot)
 	e.configPath = filepath.Join(e.dataDir, "tidegate.yaml")
 	if err := os.WriteFile(e.configPath, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)

@@ -84,7 +84,9 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 			return fmt.Errorf("exporting a snapshot: %w", err)
 		}
 	}
-	workers := make([]*pgx.Conn, s.cfg.SnapshotWorkers)
+	// The readers, plus one connection that plans each table's chunks just
+	// before its turn (so reading starts at once, whatever the table sizes).
+	workers := make([]*pgx.Conn, s.cfg.SnapshotWorkers+1)
 	defer func() {
 		for _, w := range workers {
 			if w != nil {
@@ -106,9 +108,9 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 		}
 	}
 
-	if err := s.planSnapshot(ctx, workers[0], st.Snapshot); err != nil {
-		return err
-	}
+	planner := workers[0]
+	workers = workers[1:]
+	s.listSnapshotTables(st.Snapshot)
 	run := &snapshotRun{st: st, changed: make(chan struct{}, 1)}
 	s.snap.Store(run)
 	defer s.snap.Store(nil)
@@ -118,18 +120,11 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 
 	var estimated, already int64
 	type job struct{ table, chunk int }
-	var jobs []job
-	for ti, ts := range st.Snapshot.Tables {
-		t := s.byName[ts.Table]
-		estimated += max(t.EstimatedRows, 0)
+	for _, ts := range st.Snapshot.Tables {
+		estimated += max(s.byName[ts.Table].EstimatedRows, 0)
 		already += ts.Rows
-		for ci, done := range ts.Done {
-			if !done {
-				jobs = append(jobs, job{ti, ci})
-			}
-		}
 	}
-	s.log.Info("snapshot starting", "tables", len(st.Snapshot.Tables), "chunks_left", len(jobs),
+	s.log.Info("snapshot starting", "tables", len(st.Snapshot.Tables),
 		"estimated_rows", estimated, "version_lsn", pglogrepl.LSN(st.Snapshot.Version), "workers", len(workers))
 	run.rows.Store(already)
 	started := time.Now()
@@ -138,11 +133,21 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 	queue := make(chan job)
 	g.Go(func() error {
 		defer close(queue)
-		for _, j := range jobs {
-			select {
-			case queue <- j:
-			case <-gctx.Done():
-				return gctx.Err()
+		for ti, ts := range st.Snapshot.Tables {
+			if ts.Done == nil {
+				if err := s.planTable(gctx, planner, run, ts); err != nil {
+					return err
+				}
+			}
+			for ci, done := range ts.Done {
+				if done {
+					continue
+				}
+				select {
+				case queue <- job{ti, ci}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
 			}
 		}
 		return nil
@@ -240,26 +245,36 @@ func (s *Source) snapshotProgress(ctx context.Context, run *snapshotRun, estimat
 	}
 }
 
-// planSnapshot splits every table that has no plan yet into key ranges.
-func (s *Source) planSnapshot(ctx context.Context, conn *pgx.Conn, st *snapshotState) error {
-	planned := map[string]*tableSnapshot{}
+// listSnapshotTables aligns the snapshot's table list with the configured
+// tables, keeping the plans and progress of tables already known.
+func (s *Source) listSnapshotTables(st *snapshotState) {
+	known := map[string]*tableSnapshot{}
 	for _, ts := range st.Tables {
-		planned[ts.Table] = ts
+		known[ts.Table] = ts
 	}
-	var tables []*tableSnapshot
+	tables := make([]*tableSnapshot, 0, len(s.tables))
 	for _, t := range s.tables {
-		if ts, ok := planned[t.QualifiedName()]; ok {
+		if ts, ok := known[t.QualifiedName()]; ok {
 			tables = append(tables, ts)
 			continue
 		}
-		bounds, err := s.chunkBounds(ctx, conn, t)
-		if err != nil {
-			return err
-		}
-		tables = append(tables, &tableSnapshot{Table: t.QualifiedName(), Bounds: bounds, Done: make([]bool, len(bounds)+1)})
+		tables = append(tables, &tableSnapshot{Table: t.QualifiedName()})
 	}
 	st.Tables = tables
-	return nil
+}
+
+// planTable splits a table into key ranges and records the plan durably
+// before any of its chunks is read.
+func (s *Source) planTable(ctx context.Context, conn *pgx.Conn, run *snapshotRun, ts *tableSnapshot) error {
+	bounds, err := s.chunkBounds(ctx, conn, s.byName[ts.Table])
+	if err != nil {
+		return err
+	}
+	run.mu.Lock()
+	ts.Bounds = bounds
+	ts.Done = make([]bool, len(bounds)+1)
+	run.mu.Unlock()
+	return s.saveState(ctx, run)
 }
 
 // chunkBounds returns every SnapshotChunkRows-th key in key order: one pass
