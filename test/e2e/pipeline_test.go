@@ -227,4 +227,3 @@ func confirmedLSN(t *testing.T, e *env) string {
 	}
 	return *lsn
 }
-
