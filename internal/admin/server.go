@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ type Server struct {
 	once sync.Once
 }
 
-// Start listens on addr and serves /metrics and /healthz.
+// Start listens on addr and serves /metrics, /healthz and /debug/pprof/.
 func Start(addr string, reg *prometheus.Registry, health Health, log *slog.Logger) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -38,6 +39,10 @@ func Start(addr string, reg *prometheus.Registry, health Health, log *slog.Logge
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	// Profiles, for performance work (docs/performance.md).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on admin address %s (admin.listen): %w", addr, err)

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is one running tidegate, owned by the bench: stop waits for it.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan error
+	m      *metrics
+}
+
+// startTidegate runs `bin run -c cfg`, appending its output to logPath.
+func startTidegate(bin, cfg, logPath, adminAddr string) (*process, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "-c", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting tidegate: %w", err)
+	}
+	p := &process{cmd: cmd, exited: make(chan error, 1), m: &metrics{addr: adminAddr}}
+	go func() { p.exited <- cmd.Wait(); logf.Close() }()
+	return p, nil
+}
+
+// stop sends SIGTERM and waits up to a minute for a clean exit.
+func (p *process) stop() error {
+	if p == nil || p.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		return err
+	case <-time.After(time.Minute):
+		_ = p.cmd.Process.Kill()
+		return fmt.Errorf("tidegate did not stop within a minute (killed pid %d)", p.cmd.Process.Pid)
+	}
+}
+
+// waitFor polls cond every interval until it is true, tidegate exits,
+// ctx ends or timeout passes. each is called at every poll (e.g. to sample RSS).
+func (p *process) waitFor(ctx context.Context, what string, timeout, interval time.Duration, cond func() (bool, string)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s (%s)", timeout, what, state)
+		}
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			return fmt.Errorf("tidegate exited while waiting for %s: %v", what, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// waitSink waits until the sink counter reaches want.
+func (p *process) waitSink(ctx context.Context, want float64, timeout time.Duration) error {
+	return p.waitFor(ctx, fmt.Sprintf("%.0f events in the sink", want), timeout, 20*time.Millisecond, func() (bool, string) {
+		v, err := p.m.sinkEvents()
+		return err == nil && v >= want, fmt.Sprintf("have %.0f, err %v", v, err)
+	})
+}
+
+// metrics reads tidegate's Prometheus text exposition. (Copied from
+// scripts/demo, with histogram reading added.)
+type metrics struct{ addr string }
+
+func (m *metrics) sinkEvents() (float64, error) {
+	return m.get("tidegate_events_total", `stage="sink:search"`)
+}
+
+// get sums the samples of name whose labels contain every given label.
+func (m *metrics) get(name string, labels ...string) (float64, error) {
+	var sum float64
+	found := false
+	err := m.scan(func(line string) {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			return
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				return
+			}
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+			found = true
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("no metric %s", name)
+	}
+	return sum, nil
+}
+
+// histogram returns the cumulative bucket counts of a histogram summed
+// over all its series, by upper bound.
+func (m *metrics) histogram(name string) (map[float64]float64, error) {
+	out := map[float64]float64{}
+	err := m.scan(func(line string) {
+		if !strings.HasPrefix(line, name+"_bucket{") {
+			return
+		}
+		i := strings.Index(line, `le="`)
+		if i < 0 {
+			return
+		}
+		rest := line[i+4:]
+		le, err := strconv.ParseFloat(rest[:strings.IndexByte(rest, '"')], 64)
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			out[le] += v
+		}
+	})
+	return out, err
+}
+
+func (m *metrics) scan(fn func(string)) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + m.addr + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
+	return sc.Err()
+}
+
+// quantiles estimates quantiles from the difference of two cumulative
+// histograms by linear interpolation inside the bucket, as Prometheus'
+// histogram_quantile does. It returns NaN when no observation fell in.
+func quantiles(before, after map[float64]float64, qs ...float64) (out []float64, count float64) {
+	bounds := make([]float64, 0, len(after))
+	for le := range after {
+		bounds = append(bounds, le)
+	}
+	sort.Float64s(bounds)
+	cum := make([]float64, len(bounds))
+	for i, le := range bounds {
+		cum[i] = after[le] - before[le]
+	}
+	if len(cum) > 0 {
+		count = cum[len(cum)-1]
+	}
+	for _, q := range qs {
+		if count <= 0 {
+			out = append(out, math.NaN())
+			continue
+		}
+		rank := q * count
+		v := math.NaN()
+		for i, c := range cum {
+			if c >= rank {
+				lo, loCount := 0.0, 0.0
+				if i > 0 {
+					lo, loCount = bounds[i-1], cum[i-1]
+				}
+				hi := bounds[i]
+				if math.IsInf(hi, 1) {
+					v = lo // above the highest finite bucket: report its bound
+				} else if c > loCount {
+					v = lo + (hi-lo)*(rank-loCount)/(c-loCount)
+				} else {
+					v = hi
+				}
+				break
+			}
+		}
+		out = append(out, v)
+	}
+	return out, count
+}
+
+// procStatus reads a field of /proc/<pid>/status in bytes (VmRSS, VmHWM).
+func procStatus(pid int, field string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// resetHWM resets the peak RSS (VmHWM) of a process (Linux clear_refs).
+func resetHWM(pid int) error {
+	return os.WriteFile(filepath.Join("/proc", strconv.Itoa(pid), "clear_refs"), []byte("5"), 0)
+}
