@@ -169,7 +169,7 @@ func (s *Sink) applySegment(ctx context.Context, events []*event.Event, results 
 		if pending, err = s.ensureIndexes(ctx, p, pending); err != nil {
 			return err
 		}
-		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.cfg.BulkMaxActions}
+		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.requestActions(len(pending))}
 		for _, d := range pending {
 			for p.docs[d].cur >= 0 {
 				if err := b.add(&p.ops[p.docs[d].cur], d); err == nil {
@@ -265,4 +265,17 @@ func (s *Sink) ensureIndexes(ctx context.Context, p *plan, pending []int32) ([]i
 		}
 	}
 	return pending, nil
+}
+
+// minSplitActions is the smallest request the sink splits a batch into to
+// use its concurrency: below it, one request costs less than two.
+const minSplitActions = 256
+
+// requestActions is the most operations per request for n operations: the
+// configured maximum, lowered so that a large batch spreads over
+// cfg.Concurrency requests in flight (each document appears once per batch,
+// so splitting cannot reorder writes to one document).
+func (s *Sink) requestActions(n int) int {
+	per := (n + s.cfg.Concurrency - 1) / max(s.cfg.Concurrency, 1)
+	return min(s.cfg.BulkMaxActions, max(per, minSplitActions))
 }

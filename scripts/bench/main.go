@@ -1,0 +1,287 @@
+// Command bench is what `make bench` runs: it loads the shop database,
+// measures tidegate (snapshot, streaming, latency, memory, start-up) and,
+// in the same run, the limit each figure should be compared with (COPY,
+// a minimal bulk loader, pg_recvlogical). It prints a table, writes
+// bench-results/bench.json and regenerates docs/performance.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
+	"github.com/tidegate/tidegate/internal/testkit"
+)
+
+type options struct {
+	rows        int
+	autocommit  int
+	rate        int
+	latencyFor  time.Duration
+	bin         string
+	dir         string
+	adminAddr   string
+	results     string
+	doc         string
+	waitTimeout time.Duration
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rows, "rows", 1_000_000, "rows to load in total (shop schema)")
+	flag.IntVar(&o.autocommit, "autocommit", 20_000, "single-row autocommit updates in the autocommit scenario")
+	flag.IntVar(&o.rate, "rate", 1000, "updates per second in the latency scenario")
+	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "duration of the latency scenario")
+	flag.StringVar(&o.bin, "bin", "bin/tidegate", "tidegate binary")
+	flag.StringVar(&o.dir, "dir", ".services/bench", "working directory for config, data and log")
+	flag.StringVar(&o.adminAddr, "admin", "127.0.0.1:7089", "admin address given to tidegate")
+	flag.StringVar(&o.results, "out", "bench-results/bench.json", "results file")
+	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to regenerate (empty: do not write)")
+	flag.DurationVar(&o.waitTimeout, "timeout", 15*time.Minute, "longest wait for any one condition")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench failed:", err)
+		os.Exit(1)
+	}
+}
+
+func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+
+const (
+	benchDB    = "tidegate_bench"
+	sourceName = "bench"
+	bulkPrefix = "benchbulk."
+	slotBig    = "tidegate_bench_recv_tx"
+	slotAuto   = "tidegate_bench_recv_auto"
+)
+
+func run(ctx context.Context, o options) (err error) {
+	base := os.Getenv(testkit.EnvPostgresDSN)
+	esURL := os.Getenv(testkit.EnvElasticURL)
+	if base == "" || esURL == "" {
+		return fmt.Errorf("%s and %s must be set (scripts/services.sh start pg es; . .services/env)", testkit.EnvPostgresDSN, testkit.EnvElasticURL)
+	}
+	res := &results{Rows: o.rows, Started: time.Now().UTC()}
+	search := testkit.NewSearch(esURL)
+	deleteIndexes := func() {
+		for _, tb := range testkit.ShopTables {
+			_ = search.DeleteIndex(context.Background(), sourceName+"."+tb.Name)
+			_ = search.DeleteIndex(context.Background(), bulkPrefix+tb.Name)
+		}
+	}
+
+	step("preparing database %s (~%d rows)", benchDB, o.rows)
+	if err := dropDatabase(ctx, base, benchDB); err != nil {
+		return err
+	}
+	if err := execAdmin(ctx, base, "CREATE DATABASE "+benchDB); err != nil {
+		return err
+	}
+	var p *process
+	defer func() {
+		step("cleaning up: tidegate, slots, database %s, indexes", benchDB)
+		if perr := p.stop(); perr != nil {
+			fmt.Fprintln(os.Stderr, "stopping tidegate:", perr)
+		}
+		if derr := dropDatabase(context.Background(), base, benchDB); derr != nil && err == nil {
+			err = derr
+		}
+		deleteIndexes()
+	}()
+	deleteIndexes()
+	dsn := withDB(base, benchDB)
+	conn, err := connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	t0 := time.Now()
+	if err := testkit.LoadShop(ctx, conn, o.rows); err != nil {
+		return err
+	}
+	var total, items int64
+	for _, tb := range testkit.ShopTables {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+tb.Name).Scan(&n); err != nil {
+			return err
+		}
+		total += n
+		if tb.Name == "public.order_items" {
+			items = n
+		}
+	}
+	res.TotalRows, res.OrderItems = total, items
+	fmt.Printf("    loaded %d rows (%d order items) in %s\n", total, items, time.Since(t0).Round(time.Millisecond))
+
+	// Limits first, on an idle machine and an empty cluster.
+	step("limit: COPY of every table to io.Discard")
+	copied, copyTime, err := copyLimit(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if copied != total {
+		return fmt.Errorf("COPY returned %d rows, expected %d", copied, total)
+	}
+	copyRate := float64(copied) / copyTime.Seconds()
+	fmt.Printf("    %d rows in %s: %.0f rows/s\n", copied, copyTime.Round(time.Millisecond), copyRate)
+
+	step("limit: minimal bulk loader (pre-rendered NDJSON, %d MiB / %d actions, concurrency %d)", bulkMaxBytes>>20, bulkMaxActions, bulkConcurrency)
+	bodies, docs, err := renderBulk(ctx, conn, bulkPrefix)
+	if err != nil {
+		return err
+	}
+	for _, tb := range testkit.ShopTables {
+		if err := createIndex(ctx, esURL, bulkPrefix+tb.Name); err != nil {
+			return err
+		}
+	}
+	bulkTime, err := bulkLimit(ctx, esURL, bodies)
+	if err != nil {
+		return err
+	}
+	bodies = nil
+	bulkRate := float64(docs) / bulkTime.Seconds()
+	fmt.Printf("    %d documents in %s: %.0f docs/s\n", docs, bulkTime.Round(time.Millisecond), bulkRate)
+	for _, tb := range testkit.ShopTables {
+		_ = search.DeleteIndex(ctx, bulkPrefix+tb.Name)
+	}
+
+	step("tidegate: initial snapshot")
+	if err := os.RemoveAll(o.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	cfgPath, logPath := filepath.Join(o.dir, "tidegate.yaml"), filepath.Join(o.dir, "tidegate.log")
+	if err := writeConfig(cfgPath, o, dsn, esURL); err != nil {
+		return err
+	}
+	started := time.Now()
+	if p, err = startTidegate(o.bin, cfgPath, logPath, o.adminAddr); err != nil {
+		return err
+	}
+	pid := p.cmd.Process.Pid
+	var sampled int64
+	sample := func() { sampled = max(sampled, procStatus(pid, "VmRSS")) }
+	err = p.waitFor(ctx, "snapshot_progress_ratio = 1", o.waitTimeout, 20*time.Millisecond, func() (bool, string) {
+		sample()
+		r, err := p.m.get("tidegate_snapshot_progress_ratio")
+		return err == nil && r >= 1, fmt.Sprintf("ratio %.3f, err %v; see %s", r, err, logPath)
+	})
+	if err != nil {
+		return err
+	}
+	snapBus := time.Since(started)
+	if err := p.waitSink(ctx, float64(total), o.waitTimeout); err != nil {
+		return err
+	}
+	snapES := time.Since(started)
+	sample()
+	res.HWMSnapshot = max(procStatus(pid, "VmHWM"), sampled)
+	fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB\n", snapBus.Round(time.Millisecond), snapES.Round(time.Millisecond), mib(res.HWMSnapshot))
+	res.add("snapshot PostgreSQL → bus", "rows/s", float64(total)/snapBus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
+		fmt.Sprintf("%d rows; tidegate start until snapshot_progress_ratio=1 in %s; COPY in %s", total, snapBus.Round(time.Millisecond), copyTime.Round(time.Millisecond)))
+	res.add("snapshot PostgreSQL → Elasticsearch", "rows/s", float64(total)/snapES.Seconds(), "minimal bulk loader, pre-rendered NDJSON", bulkRate,
+		fmt.Sprintf("tidegate start until sink counter ≥ %d in %s; bulk loader in %s", total, snapES.Round(time.Millisecond), bulkTime.Round(time.Millisecond)))
+
+	if err := bigTransaction(ctx, o, p, conn, dsn, res, bulkRate); err != nil {
+		return err
+	}
+	if err := autocommit(ctx, o, p, dsn, conn, res); err != nil {
+		return err
+	}
+	if err := latency(ctx, o, p, dsn, res); err != nil {
+		return err
+	}
+	if err := startup(ctx, o, &p, conn, cfgPath, logPath, res); err != nil {
+		return err
+	}
+	res.Memory = fmt.Sprintf("%.1f MiB (snapshot), %.1f MiB (big transaction)", mib(res.HWMSnapshot), mib(res.HWMTx))
+	res.add("memory: peak RSS (VmHWM), snapshot", "MiB", mib(res.HWMSnapshot), "target 256 MiB", 256, "")
+	res.add("memory: peak RSS (VmHWM), big transaction", "MiB", mib(res.HWMTx), "target 256 MiB", 256, "VmHWM reset via /proc/<pid>/clear_refs before the UPDATE")
+	res.Finished = time.Now().UTC()
+	return res.report(o)
+}
+
+func writeConfig(path string, o options, dsn, esURL string) error {
+	cfg := fmt.Sprintf(`# Written by make bench (scripts/bench).
+data_dir: %s/data
+admin: { listen: %s }
+sources:
+  - name: %s
+    postgres:
+      dsn: %q
+      tables: [public.customers, public.products, public.orders, public.order_items]
+sinks:
+  - name: search
+    elasticsearch:
+      urls: [%s]
+      index_settings: { refresh_interval: 1s }
+pipelines:
+  - name: bench-search
+    source: %s
+    sinks: [search]
+    snapshot: initial
+`, o.dir, o.adminAddr, sourceName, dsn, esURL, sourceName)
+	return os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// connect opens a connection with tidegate's session settings. (Copied
+// from scripts/demo.)
+func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range pgdecode.SessionParams {
+		cc.RuntimeParams[k] = v
+	}
+	return pgx.ConnectConfig(ctx, cc)
+}
+
+func execAdmin(ctx context.Context, base string, sql ...string) error {
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.Background())
+	for _, s := range sql {
+		if _, err := admin.Exec(ctx, s); err != nil {
+			return fmt.Errorf("executing %q: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// dropDatabase drops the database and its replication slots, as
+// testkit.DropDatabase does (which needs a testing.TB).
+func dropDatabase(ctx context.Context, base, name string) error {
+	return execAdmin(ctx, base,
+		`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '`+name+`' AND active_pid IS NOT NULL`,
+		`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '`+name+`'`,
+		`DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+}
+
+// withDB points dsn at database db. (Copied from scripts/demo.)
+func withDB(dsn, db string) string {
+	i := strings.LastIndex(dsn, "/")
+	q := ""
+	if j := strings.Index(dsn[i:], "?"); j >= 0 {
+		q = dsn[i+j:]
+	}
+	return dsn[:i+1] + db + q
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

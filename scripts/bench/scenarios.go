@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+)
+
+// bigTransaction: one UPDATE of every order item, from commit until the
+// sink counter grew by that many; limit: pg_recvlogical of the same change.
+func bigTransaction(ctx context.Context, o options, p *process, conn *pgx.Conn, dsn string, res *results, bulkRate float64) error {
+	step("streaming: one transaction updating %d order items", res.OrderItems)
+	if err := createDecodingSlot(ctx, conn, slotBig); err != nil {
+		return err
+	}
+	defer dropSlot(context.Background(), conn, slotBig)
+	before, err := p.m.sinkEvents()
+	if err != nil {
+		return err
+	}
+	pid := p.cmd.Process.Pid
+	if err := resetHWM(pid); err != nil {
+		fmt.Println("    cannot reset VmHWM, the peak includes the snapshot:", err)
+	}
+	tag, err := conn.Exec(ctx, "UPDATE order_items SET qty = qty + 1")
+	if err != nil {
+		return err
+	}
+	committed := time.Now()
+	n := tag.RowsAffected()
+	end, err := endLSN(ctx, conn)
+	if err != nil {
+		return err
+	}
+	var sampled int64
+	err = p.waitFor(ctx, "the big transaction in the sink", o.waitTimeout, 20*time.Millisecond, func() (bool, string) {
+		sampled = max(sampled, procStatus(pid, "VmRSS"))
+		v, err := p.m.sinkEvents()
+		return err == nil && v >= before+float64(n), fmt.Sprintf("have %.0f of %.0f, err %v", v-before, float64(n), err)
+	})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(committed)
+	res.HWMTx = max(procStatus(pid, "VmHWM"), sampled)
+	recv, err := recvLogical(ctx, dsn, slotBig, end)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    tidegate %d events in %s; pg_recvlogical in %s\n", n, elapsed.Round(time.Millisecond), recv.Round(time.Millisecond))
+	rate := float64(n) / elapsed.Seconds()
+	res.add("streaming, one big transaction → Elasticsearch", "events/s", rate, "pg_recvlogical (test_decoding) → /dev/null", float64(n)/recv.Seconds(),
+		fmt.Sprintf("UPDATE of %d rows; commit until sink counter +%d in %s; pg_recvlogical to --endpos in %s", n, n, elapsed.Round(time.Millisecond), recv.Round(time.Millisecond)))
+	res.add("streaming, one big transaction → Elasticsearch", "events/s", rate, "minimal bulk loader (from the snapshot run)", bulkRate, "")
+	return nil
+}
+
+// autocommit: N single-row UPDATEs from 4 connections.
+func autocommit(ctx context.Context, o options, p *process, dsn string, conn *pgx.Conn, res *results) error {
+	n := min(int64(o.autocommit), res.OrderItems)
+	const workers = 4
+	step("streaming: %d single-row autocommit updates from %d connections", n, workers)
+	if err := createDecodingSlot(ctx, conn, slotAuto); err != nil {
+		return err
+	}
+	defer dropSlot(context.Background(), conn, slotAuto)
+	before, err := p.m.sinkEvents()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var next atomic.Int64
+	err = updaters(ctx, dsn, workers, func() (int64, bool) {
+		g := next.Add(1)
+		return g, g <= n
+	})
+	if err != nil {
+		return err
+	}
+	issued := time.Since(start)
+	end, err := endLSN(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := p.waitSink(ctx, before+float64(n), o.waitTimeout); err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	recv, err := recvLogical(ctx, dsn, slotAuto, end)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    issued in %s (%.0f/s), all in the sink after %s; pg_recvlogical in %s\n",
+		issued.Round(time.Millisecond), float64(n)/issued.Seconds(), elapsed.Round(time.Millisecond), recv.Round(time.Millisecond))
+	res.add("streaming, autocommit (4 connections) → Elasticsearch", "events/s", float64(n)/elapsed.Seconds(), "pg_recvlogical (test_decoding) → /dev/null", float64(n)/recv.Seconds(),
+		fmt.Sprintf("%d updates; first update until sink counter +%d in %s; updates were issued at %.0f/s, which bounds the tidegate figure", n, n, elapsed.Round(time.Millisecond), float64(n)/issued.Seconds()))
+	return nil
+}
+
+// updaters runs workers connections, each updating the order item with
+// ordinal g (1-based, the order LoadShop inserts them in) until next
+// says stop.
+func updaters(ctx context.Context, dsn string, workers int, next func() (int64, bool)) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error {
+			c, err := connect(gctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer c.Close(context.Background())
+			for {
+				i, ok := next()
+				if !ok {
+					return nil
+				}
+				if _, err := c.Exec(gctx, "UPDATE order_items SET qty = qty + 1 WHERE order_id = $1 AND line = $2", 1+(i-1)/2, 1+(i-1)%2); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// latency: single-row updates at a fixed rate; quantiles of the
+// end-to-end latency histogram over the run.
+func latency(ctx context.Context, o options, p *process, dsn string, res *results) error {
+	total := int64(o.rate) * int64(o.latencyFor/time.Second)
+	total = min(total, res.OrderItems)
+	step("latency: %d single-row updates at %d/s", total, o.rate)
+	const name = "tidegate_end_to_end_latency_seconds"
+	hBefore, err := p.m.histogram(name)
+	if err != nil {
+		return err
+	}
+	before, err := p.m.sinkEvents()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	interval := time.Second / time.Duration(o.rate)
+	var issued atomic.Int64
+	err = updaters(ctx, dsn, 4, func() (int64, bool) {
+		i := issued.Add(1)
+		if i > total {
+			return 0, false
+		}
+		if d := time.Until(start.Add(time.Duration(i-1) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		return i, true
+	})
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	if err := p.waitSink(ctx, before+float64(total), o.waitTimeout); err != nil {
+		return err
+	}
+	hAfter, err := p.m.histogram(name)
+	if err != nil {
+		return err
+	}
+	q, count := quantiles(hBefore, hAfter, 0.5, 0.95, 0.99)
+	achieved := float64(total) / took.Seconds()
+	fmt.Printf("    achieved %.0f updates/s; %0.f observations; p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", achieved, count, q[0]*1e3, q[1]*1e3, q[2]*1e3)
+	note := fmt.Sprintf("%d updates at %.0f/s achieved (target %d/s); %.0f histogram observations; quantiles interpolated within buckets", total, achieved, o.rate, count)
+	for i, label := range []string{"p50", "p95", "p99"} {
+		res.add("end-to-end latency "+label+" at a fixed rate", "ms", q[i]*1e3, "", 0, note)
+		note = ""
+	}
+	return nil
+}
+
+// startup: stop the initialised pipeline, make one change, start again
+// and time until the sink counter shows it.
+func startup(ctx context.Context, o options, pp **process, conn *pgx.Conn, cfgPath, logPath string, res *results) error {
+	step("start-up: restart an initialised pipeline with one pending change")
+	if err := (*pp).stop(); err != nil {
+		return fmt.Errorf("stopping tidegate: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE customers SET name = name || '.' WHERE id = 1"); err != nil {
+		return err
+	}
+	started := time.Now()
+	p, err := startTidegate(o.bin, cfgPath, logPath, o.adminAddr)
+	if err != nil {
+		return err
+	}
+	*pp = p
+	if err := p.waitSink(ctx, 1, 5*time.Minute); err != nil {
+		return err
+	}
+	elapsed := time.Since(started)
+	fi, err := os.Stat(o.bin)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    first event in the sink %s after start; binary %.1f MiB\n", elapsed.Round(time.Millisecond), mib(fi.Size()))
+	res.add("start-up: restart until first event in the sink", "ms", float64(elapsed.Microseconds())/1e3, "", 0, "pipeline already initialised, one change made while stopped")
+	res.add("binary size", "MiB", mib(fi.Size()), "", 0, o.bin)
+	return nil
+}
