@@ -83,28 +83,26 @@ func (b *Bus) DeletePipeline(ctx context.Context, pipeline string) error {
 
 // StreamBytes returns the bytes currently stored in the pipeline stream.
 func (b *Bus) StreamBytes(ctx context.Context, pipeline string) (uint64, error) {
+	st, err := b.streamState(ctx, pipeline)
+	return st.Bytes, err
+}
+
+func (b *Bus) streamState(ctx context.Context, pipeline string) (jetstream.StreamState, error) {
 	s, err := b.js.Stream(ctx, StreamName(pipeline))
 	if err != nil {
-		return 0, err
+		return jetstream.StreamState{}, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, err
+		return jetstream.StreamState{}, err
 	}
-	return info.State.Bytes, nil
+	return info.State, nil
 }
 
 // FirstSeq returns the first sequence held by the pipeline stream.
 func (b *Bus) FirstSeq(ctx context.Context, pipeline string) (uint64, error) {
-	s, err := b.js.Stream(ctx, StreamName(pipeline))
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.FirstSeq, nil
+	st, err := b.streamState(ctx, pipeline)
+	return st.FirstSeq, err
 }
 
 // HasMsg reports whether the pipeline stream still holds sequence seq.
