@@ -105,7 +105,7 @@ func (p *Publisher) fail(err error) {
 	p.mu.Unlock()
 }
 
-// Publish sends one message. It blocks while too many bytes are in flight or
+// Publish sends one message; a non-empty id is its de-duplication id. It blocks while too many bytes are in flight or
 // the stream is full (backpressure), until ctx is done.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, data []byte) error {
 	if err := p.Err(); err != nil {
@@ -128,7 +128,11 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, data []byte
 		return ctx.Err()
 	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	fut, err := p.b.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+	var opts []jetstream.PublishOpt
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	fut, err := p.b.js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		p.release(size)
 		err = fmt.Errorf("publishing to %s: %w", subject, err)
@@ -232,7 +236,7 @@ func (p *Publisher) ackLoop(ctx context.Context) {
 			select {
 			case <-it.fut.Ok():
 			case err := <-it.fut.Err():
-				p.fail(fmt.Errorf("storing message %s in the bus: %w", it.fut.Msg().Header.Get(jetstream.MsgIDHeader), err))
+				p.fail(fmt.Errorf("storing message %q on %s in the bus: %w", it.fut.Msg().Header.Get(jetstream.MsgIDHeader), it.fut.Msg().Subject, err))
 			case <-ctx.Done():
 				return
 			}

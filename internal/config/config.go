@@ -38,8 +38,11 @@ type Bus struct {
 	// MaxBytes caps each pipeline stream's stored bytes; when full, the source
 	// waits (backpressure) until sinks consume. Default 1 GiB.
 	MaxBytes int64 `yaml:"max_bytes" json:"max_bytes,omitempty"`
-	// DuplicateWindow is how long message ids are remembered for
-	// de-duplication of re-published events. Default 10m.
+	// DuplicateWindow is how long message ids of streamed changes are
+	// remembered, to drop events a restarted source publishes again. The
+	// bus keeps one entry per message for this long (memory grows with rate
+	// x window); duplicates past it are harmless (writes are versioned and
+	// replayed in order). Default 1m.
 	DuplicateWindow time.Duration `yaml:"duplicate_window" json:"duplicate_window,omitempty"`
 	// MaxInflightBytes bounds events published but not yet acknowledged by
 	// the bus, per pipeline. Default 32 MiB.

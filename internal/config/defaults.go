@@ -12,7 +12,7 @@ const (
 	DefaultDataDir          = "./data"
 	DefaultBusURL           = "embedded"
 	DefaultBusMaxBytes      = 1 << 30
-	DefaultDuplicateWindow  = 10 * time.Minute
+	DefaultDuplicateWindow  = time.Minute
 	DefaultMaxInflightBytes = 32 << 20
 	DefaultAdminListen      = "127.0.0.1:7070"
 	DefaultLogLevel         = "info"

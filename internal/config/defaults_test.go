@@ -19,7 +19,7 @@ func TestSetDefaults(t *testing.T) {
 	c.SetDefaults() // idempotent
 	want := Config{
 		DataDir:   "./data",
-		Bus:       Bus{URL: "embedded", MaxBytes: 1 << 30, DuplicateWindow: 10 * time.Minute, MaxInflightBytes: 32 << 20},
+		Bus:       Bus{URL: "embedded", MaxBytes: 1 << 30, DuplicateWindow: time.Minute, MaxInflightBytes: 32 << 20},
 		Admin:     Admin{Listen: "127.0.0.1:7070"},
 		Log:       Log{Level: "info", Format: "text"},
 		Pipelines: []Pipeline{{Name: "Shop-Search.v2", Source: "shop", Sinks: []string{"es", "os"}, Snapshot: "initial", BatchMaxEvents: 2000}},

@@ -79,7 +79,7 @@ func TestStringRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := cfg.String()
-	for _, want := range []string{"max_bytes: 1GiB", "duplicate_window: 10m\n", "dsn: postgres://repl:****@db:5432/shop", "slot: tidegate_shop_search", "type: text"} {
+	for _, want := range []string{"max_bytes: 1GiB", "duplicate_window: 1m\n", "dsn: postgres://repl:****@db:5432/shop", "slot: tidegate_shop_search", "type: text"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("String() lacks %q:\n%s", want, out)
 		}

@@ -15,7 +15,7 @@ func fieldDoc(key string) string {
 	case "config.Bus":
 		return "Bus configures the NATS JetStream bus."
 	case "config.Bus.DuplicateWindow":
-		return "`duplicate_window` is how long message ids are remembered for de-duplication of re-published events. Default 10m."
+		return "`duplicate_window` is how long message ids of streamed changes are remembered, to drop events a restarted source publishes again. The bus keeps one entry per message for this long (memory grows with rate x window); duplicates past it are harmless (writes are versioned and replayed in order). Default 1m."
 	case "config.Bus.MaxBytes":
 		return "`max_bytes` caps each pipeline stream's stored bytes; when full, the source waits (backpressure) until sinks consume. Default 1 GiB."
 	case "config.Bus.MaxInflightBytes":

@@ -121,7 +121,7 @@ func TestDefaultValues(t *testing.T) {
 	for key, want := range map[string]any{
 		"config.Config.DataDir":               "./data",
 		"config.Bus.MaxBytes":                 "1GiB",
-		"config.Bus.DuplicateWindow":          "10m",
+		"config.Bus.DuplicateWindow":          "1m",
 		"elasticsearch.Config.BulkMaxBytes":   "5MiB",
 		"elasticsearch.Config.RequestTimeout": "1m",
 		"postgres.Config.HeartbeatInterval":   "30s",

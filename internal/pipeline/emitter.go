@@ -26,7 +26,14 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		return fmt.Errorf("encoding event %s: %w", ev.GetId(), err)
 	}
 	o := ev.GetOrigin()
-	if err := e.pub.Publish(ctx, bus.Subject(e.pipeline, o.GetSchema(), o.GetTable()), ev.GetId(), data); err != nil {
+	// Snapshot rows carry no de-duplication id: the bus would remember one
+	// entry per row for the whole window (hundreds of MB for a large
+	// snapshot), and a row read twice after a crash is harmless.
+	id := ev.GetId()
+	if ev.GetOp() == event.Op_OP_SNAPSHOT {
+		id = ""
+	}
+	if err := e.pub.Publish(ctx, bus.Subject(e.pipeline, o.GetSchema(), o.GetTable()), id, data); err != nil {
 		return err
 	}
 	e.metrics.Events.WithLabelValues(e.pipeline, "source", o.GetSchema()+"."+o.GetTable(), event.OpName(ev.GetOp())).Inc()

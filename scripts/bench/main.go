@@ -47,7 +47,15 @@ func main() {
 	flag.StringVar(&o.results, "out", "bench-results/bench.json", "results file")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to regenerate (empty: do not write)")
 	flag.DurationVar(&o.waitTimeout, "timeout", 15*time.Minute, "longest wait for any one condition")
+	render := flag.String("render", "", "only regenerate -doc from this results file (e.g. bench-results/bench.json), measuring nothing")
 	flag.Parse()
+	if *render != "" {
+		if err := renderDoc(*render, o.doc); err != nil {
+			fmt.Fprintln(os.Stderr, "bench failed:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {

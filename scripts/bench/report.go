@@ -162,6 +162,14 @@ latest run: ` + "`bench-results/bench.json`" + ` (not committed).
 		tg, lim, ratio := f.cells()
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.Scenario, tg, lim, ratio)
 	}
+	if worst := r.worstRatio(); worst.Ratio > 0 {
+		fmt.Fprintf(&b, "\nLowest throughput ratio in this run: **%s** (%.2f of its limit).\n", worst.Scenario+" vs "+worst.Limit, worst.Ratio)
+	}
+	if r.Machine.CPUs <= 4 {
+		fmt.Fprintf(&b, "\nWith %d CPUs, PostgreSQL, Elasticsearch, tidegate and the load generator compete for the same cores. "+
+			"During the snapshot tidegate's sink (and Elasticsearch's indexing) run while rows are still being read into the bus, "+
+			"so the snapshot → bus figure is not isolated from indexing, whereas the COPY limit ran alone.\n", r.Machine.CPUs)
+	}
 	b.WriteString("\nDetails of each figure:\n\n")
 	for _, f := range r.Figures {
 		if f.Note != "" {
@@ -222,3 +230,28 @@ no repetitions: treat differences under ~10 % as noise.
 At the end the bench database, its replication slots and the bench indexes
 are deleted.
 `
+
+// worstRatio returns the throughput figure furthest below its limit
+// (memory figures, where lower is better, are left out).
+func (r *results) worstRatio() figure {
+	var w figure
+	for _, f := range r.Figures {
+		if f.Ratio > 0 && f.Unit != "MiB" && (w.Ratio == 0 || f.Ratio < w.Ratio) {
+			w = f
+		}
+	}
+	return w
+}
+
+// renderDoc regenerates the performance document from a results file.
+func renderDoc(resultsPath, doc string) error {
+	data, err := os.ReadFile(resultsPath)
+	if err != nil {
+		return err
+	}
+	var r results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("decoding %s: %w", resultsPath, err)
+	}
+	return os.WriteFile(doc, []byte(r.markdown()), 0o644)
+}
