@@ -33,7 +33,9 @@ func (b *Bus) EnsureConsumer(ctx context.Context, pipeline, sink string, cfg Con
 	c, err := b.js.CreateOrUpdateConsumer(ctx, StreamName(pipeline), jetstream.ConsumerConfig{
 		Durable:       ConsumerName(sink),
 		Description:   "tidegate sink " + sink,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		// Sinks apply in stream order, so acknowledging the last message of
+		// a batch acknowledges the batch: one synchronous ack per batch.
+		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       cfg.AckWait,
 		MaxAckPending: cfg.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -35,7 +35,7 @@ func Build(ctx context.Context, cfg *config.Config, pc config.Pipeline, d Deps) 
 			DuplicateWindow:  cfg.Bus.DuplicateWindow,
 			MaxInflightBytes: int64(cfg.Bus.MaxInflightBytes),
 			BatchMaxEvents:   pc.BatchMaxEvents,
-			AckWait:          30 * time.Second,
+			AckWait:          5 * time.Second,
 			RestartMin:       time.Second,
 			RestartMax:       30 * time.Second,
 		},

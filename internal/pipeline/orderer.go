@@ -37,7 +37,9 @@ func (o *orderer) add(m jetstream.Msg) {
 		return
 	}
 	if _, dup := o.pending[seq]; dup {
-		_ = m.Ack()
+		// A second delivery of a message still waiting here: keep the
+		// first; it is acknowledged once processed (acknowledging now could
+		// lose it if the process died before processing it).
 		return
 	}
 	o.pending[seq] = m

@@ -63,7 +63,14 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	}
 	batch := make([]jetstream.Msg, 0, r.batchMax)
 	defer func() {
-		cc.Stop()
+		// Drain passes what the client buffered to the handler, which hands
+		// it back (ctx is done); then hand back what we hold.
+		cc.Drain()
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+			cc.Stop()
+		}
 		// Hand back what was delivered but not processed, so that a
 		// restart gets it without waiting for the ack wait to expire.
 		for _, m := range batch {
@@ -220,11 +227,11 @@ func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
 			e2e.Observe(now.Sub(time.UnixMicro(ct)).Seconds())
 		}
 	}
-	for _, m := range msgs {
-		if err := m.Ack(); err != nil && ctx.Err() == nil {
-			// The message will be redelivered and re-applied: idempotent.
-			r.log.Warn("acknowledging a message failed; it will be delivered again", "sink", r.name, "error", err)
-		}
+	// The consumer acknowledges everything up to a message (ack-all), and
+	// waits for the bus to confirm, so a stop right after loses no ack and
+	// the next run resumes exactly here.
+	if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil {
+		return fmt.Errorf("sink %s: acknowledging a batch: %w (it will be delivered again)", r.name, err)
 	}
 	return nil
 }
