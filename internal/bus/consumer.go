@@ -31,8 +31,8 @@ func (b *Bus) EnsureConsumer(ctx context.Context, pipeline, sink string, cfg Con
 		cfg.AckWait = 2 * time.Minute
 	}
 	c, err := b.js.CreateOrUpdateConsumer(ctx, StreamName(pipeline), jetstream.ConsumerConfig{
-		Durable:       ConsumerName(sink),
-		Description:   "tidegate sink " + sink,
+		Durable:     ConsumerName(sink),
+		Description: "tidegate sink " + sink,
 		// Sinks apply in stream order, so acknowledging the last message of
 		// a batch acknowledges the batch: one synchronous ack per batch.
 		AckPolicy:     jetstream.AckAllPolicy,
