@@ -12,13 +12,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
 	"github.com/tidegate/tidegate/internal/testkit"
 )
 
@@ -108,8 +106,8 @@ func run(ctx context.Context, o options) (err error) {
 		deleteIndexes()
 	}()
 	deleteIndexes()
-	dsn := withDB(base, benchDB)
-	conn, err := connect(ctx, dsn)
+	dsn := testkit.DSNWithDatabase(base, benchDB)
+	conn, err := testkit.ConnectSession(ctx, dsn)
 	if err != nil {
 		return err
 	}
@@ -248,16 +246,6 @@ pipelines:
 
 // connect opens a connection with tidegate's session settings. (Copied
 // from scripts/demo.)
-func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range pgdecode.SessionParams {
-		cc.RuntimeParams[k] = v
-	}
-	return pgx.ConnectConfig(ctx, cc)
-}
 
 func execAdmin(ctx context.Context, base string, sql ...string) error {
 	admin, err := pgx.Connect(ctx, base)
@@ -280,16 +268,6 @@ func dropDatabase(ctx context.Context, base, name string) error {
 		`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '`+name+`' AND active_pid IS NOT NULL`,
 		`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '`+name+`'`,
 		`DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
-}
-
-// withDB points dsn at database db. (Copied from scripts/demo.)
-func withDB(dsn, db string) string {
-	i := strings.LastIndex(dsn, "/")
-	q := ""
-	if j := strings.Index(dsn[i:], "?"); j >= 0 {
-		q = dsn[i+j:]
-	}
-	return dsn[:i+1] + db + q
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tidegate/tidegate/internal/testkit"
 )
 
 // bigTransaction: one UPDATE of every order item, from commit until the
@@ -109,7 +111,7 @@ func updaters(ctx context.Context, dsn string, workers int, next func() (int64, 
 	g, gctx := errgroup.WithContext(ctx)
 	for range workers {
 		g.Go(func() error {
-			c, err := connect(gctx, dsn)
+			c, err := testkit.ConnectSession(gctx, dsn)
 			if err != nil {
 				return err
 			}

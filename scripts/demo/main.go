@@ -21,7 +21,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
 	"github.com/tidegate/tidegate/internal/testkit"
 )
 
@@ -65,8 +64,8 @@ func run(ctx context.Context, rows int, live time.Duration, bin, dir string) err
 		}
 	}
 	admin.Close(ctx)
-	dsn := withDB(base, db)
-	conn, err := connect(ctx, dsn)
+	dsn := testkit.DSNWithDatabase(base, db)
+	conn, err := testkit.ConnectSession(ctx, dsn)
 	if err != nil {
 		return err
 	}
@@ -228,26 +227,6 @@ pipelines:
 	}
 	fmt.Println("\ndemo complete: the indexes equal the tables. Try it yourself:", bin, "run -c", cfgPath)
 	return nil
-}
-
-func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range pgdecode.SessionParams {
-		cc.RuntimeParams[k] = v
-	}
-	return pgx.ConnectConfig(ctx, cc)
-}
-
-func withDB(dsn, db string) string {
-	i := strings.LastIndex(dsn, "/")
-	q := ""
-	if j := strings.Index(dsn[i:], "?"); j >= 0 {
-		q = dsn[i+j:]
-	}
-	return dsn[:i+1] + db + q
 }
 
 // showProgress prints tidegate's snapshot and warning lines as they come.
