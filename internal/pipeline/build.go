@@ -49,7 +49,6 @@ func Build(ctx context.Context, cfg *config.Config, pc config.Pipeline, d Deps) 
 	for _, name := range pc.Sinks {
 		sc := findSink(cfg, name)
 		if sc == nil {
-			p.Close()
 			return nil, fmt.Errorf("pipeline %s: sink %q is not defined", pc.Name, name)
 		}
 		p.sinks = append(p.sinks, Sink{Name: name, Open: func(ctx context.Context) (sink.Writer, error) {
@@ -58,7 +57,6 @@ func Build(ctx context.Context, cfg *config.Config, pc config.Pipeline, d Deps) 
 	}
 	srcCfg := findSource(cfg, pc.Source)
 	if srcCfg == nil || srcCfg.Postgres == nil {
-		p.Close()
 		return nil, fmt.Errorf("pipeline %s: source %q is not defined (or has no postgres section)", pc.Name, pc.Source)
 	}
 	pg := *srcCfg.Postgres

@@ -154,6 +154,3 @@ func (p *Pipeline) gauges(ctx context.Context) {
 		}
 	}
 }
-
-// Close releases the pipeline (sinks are closed by their runners).
-func (p *Pipeline) Close() error { return nil }

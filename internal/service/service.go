@@ -61,11 +61,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	var pipes []*pipeline.Pipeline
-	defer func() {
-		for _, p := range pipes {
-			_ = p.Close()
-		}
-	}()
 	for _, pc := range cfg.Pipelines {
 		p, err := pipeline.Build(ctx, cfg, pc, pipeline.Deps{Bus: b, Logger: log, Metrics: m, Progress: opts.Progress})
 		if err != nil {

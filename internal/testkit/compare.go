@@ -105,47 +105,60 @@ func WaitConverged(ctx context.Context, conn *pgx.Conn, table string, keyCols []
 }
 
 func tableDocs(ctx context.Context, conn *pgx.Conn, table string, keyCols []string) (map[string]json.RawMessage, error) {
-	rows, err := conn.Query(ctx, "SELECT * FROM "+table, pgx.QueryResultFormats{pgx.TextFormatCode})
+	out := map[string]json.RawMessage{}
+	err := TableRows(ctx, conn, table, keyCols, func(id string, doc []byte) {
+		out[id] = append(json.RawMessage(nil), doc...)
+	})
+	return out, err
+}
+
+// TableRows calls fn with the document id and the JSON document of every
+// row of table, rendered through tidegate's value mapping (pgdecode + event
+// JSON). doc is reused between calls. The connection must carry tidegate's
+// session settings (ConnectSession, Connect).
+func TableRows(ctx context.Context, conn *pgx.Conn, table string, keyCols []string, fn func(id string, doc []byte)) error {
+	q := "SELECT * FROM " + table
+	rows, err := conn.Query(ctx, q+" LIMIT 0", pgx.QueryResultFormats{pgx.TextFormatCode})
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", table, err)
+		return fmt.Errorf("reading %s: %w", table, err)
 	}
-	defer rows.Close()
 	fields := rows.FieldDescriptions()
+	rows.Close()
 	types := pgdecode.NewTypes()
 	oids := make([]uint32, len(fields))
+	keyIdx := make([]int, len(keyCols))
+	for i := range keyIdx {
+		keyIdx[i] = -1
+	}
 	for i, f := range fields {
 		oids[i] = f.DataTypeOID
-	}
-	// Load needs the connection, which is busy with rows: use a second query first.
-	rows.Close()
-	if err := types.Load(ctx, conn, oids...); err != nil {
-		return nil, err
-	}
-	rows, err = conn.Query(ctx, "SELECT * FROM "+table, pgx.QueryResultFormats{pgx.TextFormatCode})
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", table, err)
-	}
-	defer rows.Close()
-	keyIdx := make([]int, len(keyCols))
-	for i, k := range keyCols {
-		keyIdx[i] = -1
-		for j, f := range fields {
-			if f.Name == k {
-				keyIdx[i] = j
+		for k, name := range keyCols {
+			if f.Name == name {
+				keyIdx[k] = i
 			}
 		}
-		if keyIdx[i] < 0 {
-			return nil, fmt.Errorf("%s has no column %s", table, k)
+	}
+	for k, i := range keyIdx {
+		if i < 0 {
+			return fmt.Errorf("%s has no column %s", table, keyCols[k])
 		}
 	}
-	out := map[string]json.RawMessage{}
+	if err := types.Load(ctx, conn, oids...); err != nil {
+		return fmt.Errorf("loading the types of %s: %w", table, err)
+	}
+	rows, err = conn.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", table, err)
+	}
+	defer rows.Close()
+	var buf []byte
 	for rows.Next() {
 		raw := rows.RawValues()
 		cols := make([]*event.Column, len(raw))
 		for i, r := range raw {
 			v, err := types.Decode(fields[i].DataTypeOID, r)
 			if err != nil {
-				return nil, err
+				return fmt.Errorf("decoding %s.%s: %w", table, fields[i].Name, err)
 			}
 			cols[i] = &event.Column{Name: fields[i].Name, Value: v}
 		}
@@ -153,9 +166,10 @@ func tableDocs(ctx context.Context, conn *pgx.Conn, table string, keyCols []stri
 		for i, k := range keyIdx {
 			key[i] = cols[k]
 		}
-		out[event.DocumentID(key)] = event.AppendRowJSON(nil, &event.Row{Columns: cols})
+		buf = event.AppendRowJSON(buf[:0], &event.Row{Columns: cols})
+		fn(event.DocumentID(key), buf)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 func jsonEqual(a, b []byte) bool {

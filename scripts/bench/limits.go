@@ -16,8 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tidegate/tidegate/event"
-	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
 	"github.com/tidegate/tidegate/internal/testkit"
 )
 
@@ -58,7 +56,7 @@ func renderBulk(ctx context.Context, conn *pgx.Conn, indexPrefix string) (bodies
 	}
 	for _, tb := range testkit.ShopTables {
 		index, _ := json.Marshal(indexPrefix + tb.Name)
-		err := tableRows(ctx, conn, tb.Name, tb.Key, func(id string, doc []byte) {
+		err := testkit.TableRows(ctx, conn, tb.Name, tb.Key, func(id string, doc []byte) {
 			idJSON, _ := json.Marshal(id)
 			line := make([]byte, 0, len(doc)+len(index)+len(idJSON)+32)
 			line = append(line, `{"index":{"_index":`...)
@@ -81,65 +79,6 @@ func renderBulk(ctx context.Context, conn *pgx.Conn, indexPrefix string) (bodies
 	}
 	flush()
 	return bodies, docs, nil
-}
-
-// tableRows calls fn with the document id and JSON of every row.
-// (Duplicates internal/testkit's unexported tableDocs, streaming instead
-// of building a map.)
-func tableRows(ctx context.Context, conn *pgx.Conn, table string, keyCols []string, fn func(id string, doc []byte)) error {
-	q := "SELECT * FROM " + table
-	rows, err := conn.Query(ctx, q+" LIMIT 0", pgx.QueryResultFormats{pgx.TextFormatCode})
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", table, err)
-	}
-	fields := rows.FieldDescriptions()
-	rows.Close()
-	types := pgdecode.NewTypes()
-	oids := make([]uint32, len(fields))
-	keyIdx := make([]int, len(keyCols))
-	for i := range keyIdx {
-		keyIdx[i] = -1
-	}
-	for i, f := range fields {
-		oids[i] = f.DataTypeOID
-		for k, name := range keyCols {
-			if f.Name == name {
-				keyIdx[k] = i
-			}
-		}
-	}
-	for k, i := range keyIdx {
-		if i < 0 {
-			return fmt.Errorf("%s has no column %s", table, keyCols[k])
-		}
-	}
-	if err := types.Load(ctx, conn, oids...); err != nil {
-		return fmt.Errorf("loading the types of %s: %w", table, err)
-	}
-	rows, err = conn.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", table, err)
-	}
-	defer rows.Close()
-	var buf []byte
-	for rows.Next() {
-		raw := rows.RawValues()
-		cols := make([]*event.Column, len(raw))
-		for i, r := range raw {
-			v, err := types.Decode(fields[i].DataTypeOID, r)
-			if err != nil {
-				return fmt.Errorf("decoding %s.%s: %w", table, fields[i].Name, err)
-			}
-			cols[i] = &event.Column{Name: fields[i].Name, Value: v}
-		}
-		key := make([]*event.Column, len(keyIdx))
-		for i, k := range keyIdx {
-			key[i] = cols[k]
-		}
-		buf = event.AppendRowJSON(buf[:0], &event.Row{Columns: cols})
-		fn(event.DocumentID(key), buf)
-	}
-	return rows.Err()
 }
 
 // bulkLimit POSTs the pre-rendered bodies to /_bulk, bulkConcurrency at a

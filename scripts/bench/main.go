@@ -222,30 +222,9 @@ func run(ctx context.Context, o options) (err error) {
 }
 
 func writeConfig(path string, o options, dsn, esURL string) error {
-	cfg := fmt.Sprintf(`# Written by make bench (scripts/bench).
-data_dir: %s/data
-admin: { listen: %s }
-sources:
-  - name: %s
-    postgres:
-      dsn: %q
-      tables: [public.customers, public.products, public.orders, public.order_items]
-sinks:
-  - name: search
-    elasticsearch:
-      urls: [%s]
-      index_settings: { refresh_interval: 1s }
-pipelines:
-  - name: bench-search
-    source: %s
-    sinks: [search]
-    snapshot: initial
-`, o.dir, o.adminAddr, sourceName, dsn, esURL, sourceName)
+	cfg := testkit.ShopConfig("Written by make bench (scripts/bench).", o.dir, o.adminAddr, sourceName, "bench-search", dsn, esURL)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
-
-// connect opens a connection with tidegate's session settings. (Copied
-// from scripts/demo.)
 
 func execAdmin(ctx context.Context, base string, sql ...string) error {
 	admin, err := pgx.Connect(ctx, base)

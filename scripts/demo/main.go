@@ -95,25 +95,7 @@ func run(ctx context.Context, rows int, live time.Duration, bin, dir string) err
 	}
 	adminAddr := "127.0.0.1:7079"
 	cfgPath := filepath.Join(dir, "tidegate.yaml")
-	cfg := fmt.Sprintf(`# Written by make demo.
-data_dir: %s/data
-admin: { listen: %s }
-sources:
-  - name: shop
-    postgres:
-      dsn: %q
-      tables: [public.customers, public.products, public.orders, public.order_items]
-sinks:
-  - name: search
-    elasticsearch:
-      urls: [%s]
-      index_settings: { refresh_interval: 1s }
-pipelines:
-  - name: shop-search
-    source: shop
-    sinks: [search]
-    snapshot: initial
-`, dir, adminAddr, dsn, esURL)
+	cfg := testkit.ShopConfig("Written by make demo.", dir, adminAddr, "shop", "shop-search", dsn, esURL)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tidegate/tidegate/event"
@@ -405,4 +404,3 @@ func quoteLiteral(s string) string {
 	return string(append(out, '\''))
 }
 
-var _ = pgconn.Timeout
