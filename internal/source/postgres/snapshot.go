@@ -403,4 +403,3 @@ func quoteLiteral(s string) string {
 	}
 	return string(append(out, '\''))
 }
-
