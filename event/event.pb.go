@@ -1048,6 +1048,55 @@ func (x *List) GetValues() []*Value {
 	return nil
 }
 
+// Batch is the body of every message on a pipeline stream: consecutive
+// events of one table, in source order. Batching amortizes the bus's
+// per-message cost (a snapshot publishes hundreds of rows per message).
+// Its encoding is the concatenation of length-delimited events, so a
+// publisher can append events one by one without re-encoding.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_tidegate_v1_event_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_tidegate_v1_event_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_tidegate_v1_event_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Batch) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_tidegate_v1_event_proto protoreflect.FileDescriptor
 
 const file_tidegate_v1_event_proto_rawDesc = "" +
@@ -1122,7 +1171,9 @@ const file_tidegate_v1_event_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x01(\x05R\x04days\x12\x16\n" +
 	"\x06micros\x18\x03 \x01(\x03R\x06micros\"2\n" +
 	"\x04List\x12*\n" +
-	"\x06values\x18\x01 \x03(\v2\x12.tidegate.v1.ValueR\x06values*g\n" +
+	"\x06values\x18\x01 \x03(\v2\x12.tidegate.v1.ValueR\x06values\"3\n" +
+	"\x05Batch\x12*\n" +
+	"\x06events\x18\x01 \x03(\v2\x12.tidegate.v1.EventR\x06events*g\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_INSERT\x10\x01\x12\r\n" +
@@ -1144,7 +1195,7 @@ func file_tidegate_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_tidegate_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tidegate_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_tidegate_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_tidegate_v1_event_proto_goTypes = []any{
 	(Op)(0),           // 0: tidegate.v1.Op
 	(*Origin)(nil),    // 1: tidegate.v1.Origin
@@ -1158,7 +1209,8 @@ var file_tidegate_v1_event_proto_goTypes = []any{
 	(*Time)(nil),      // 9: tidegate.v1.Time
 	(*Interval)(nil),  // 10: tidegate.v1.Interval
 	(*List)(nil),      // 11: tidegate.v1.List
-	nil,               // 12: tidegate.v1.Event.MetaEntry
+	(*Batch)(nil),     // 12: tidegate.v1.Batch
+	nil,               // 13: tidegate.v1.Event.MetaEntry
 }
 var file_tidegate_v1_event_proto_depIdxs = []int32{
 	0,  // 0: tidegate.v1.Event.op:type_name -> tidegate.v1.Op
@@ -1167,7 +1219,7 @@ var file_tidegate_v1_event_proto_depIdxs = []int32{
 	4,  // 3: tidegate.v1.Event.before:type_name -> tidegate.v1.Row
 	4,  // 4: tidegate.v1.Event.after:type_name -> tidegate.v1.Row
 	2,  // 5: tidegate.v1.Event.schema:type_name -> tidegate.v1.SchemaRef
-	12, // 6: tidegate.v1.Event.meta:type_name -> tidegate.v1.Event.MetaEntry
+	13, // 6: tidegate.v1.Event.meta:type_name -> tidegate.v1.Event.MetaEntry
 	5,  // 7: tidegate.v1.Row.columns:type_name -> tidegate.v1.Column
 	6,  // 8: tidegate.v1.Column.value:type_name -> tidegate.v1.Value
 	7,  // 9: tidegate.v1.Value.timestamp:type_name -> tidegate.v1.Timestamp
@@ -1177,11 +1229,12 @@ var file_tidegate_v1_event_proto_depIdxs = []int32{
 	11, // 13: tidegate.v1.Value.list:type_name -> tidegate.v1.List
 	4,  // 14: tidegate.v1.Value.document:type_name -> tidegate.v1.Row
 	6,  // 15: tidegate.v1.List.values:type_name -> tidegate.v1.Value
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	3,  // 16: tidegate.v1.Batch.events:type_name -> tidegate.v1.Event
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_tidegate_v1_event_proto_init() }
@@ -1212,7 +1265,7 @@ func file_tidegate_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tidegate_v1_event_proto_rawDesc), len(file_tidegate_v1_event_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -18,6 +18,9 @@ const (
 	HeaderEventID         = "Tidegate-Event-Id"
 	HeaderOriginalSubject = "Tidegate-Original-Subject"
 	HeaderFailedAt        = "Tidegate-Failed-At"
+	// HeaderReplaySink on a pipeline-stream message: a dead letter replayed
+	// for this sink only; the other sinks acknowledge it without writing.
+	HeaderReplaySink = "Tidegate-Replay-Sink"
 )
 
 // DeadLetter is one event a sink rejected.
