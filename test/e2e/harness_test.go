@@ -55,6 +55,10 @@ type env struct {
 	sinkExtra  string // appended to the sink config
 	snapshot   string
 	bus        string // a bus: line for the config
+	// tables are the captured tables (default: the shop tables). A test
+	// adds its own with e.tables = append(e.tables, "name"); their indexes
+	// are deleted at cleanup.
+	tables []string
 }
 
 func newEnv(t *testing.T, clusterURL string) *env {
@@ -71,10 +75,13 @@ func newEnv(t *testing.T, clusterURL string) *env {
 		adminAddr: freePort(t),
 		snapshot:  "initial",
 	}
+	for _, tb := range testkit.ShopTables {
+		e.tables = append(e.tables, tb.Name)
+	}
 	testkit.Exec(t, e.conn, testkit.ShopSchema)
 	t.Cleanup(func() {
-		for _, tb := range testkit.ShopTables {
-			_ = e.search.DeleteIndex(context.Background(), e.index(tb.Name))
+		for _, tb := range e.tables {
+			_ = e.search.DeleteIndex(context.Background(), e.index(tb))
 		}
 	})
 	return e
@@ -93,10 +100,6 @@ func freePort(t *testing.T) string {
 func (e *env) index(table string) string { return e.source + "." + table }
 
 func (e *env) writeConfig() {
-	tables := make([]string, len(testkit.ShopTables))
-	for i, tb := range testkit.ShopTables {
-		tables[i] = tb.Name
-	}
 	cfg := fmt.Sprintf(`data_dir: %s
 %s
 admin: { listen: %q }
@@ -121,7 +124,7 @@ pipelines:
     source: %s
     sinks: [search]
     snapshot: %s
-`, e.dataDir, e.bus, e.adminAddr, e.source, e.dsn, strings.Join(tables, ", "), e.extra, e.searchURL, e.sinkExtra, e.source, e.source, e.snapshot)
+`, e.dataDir, e.bus, e.adminAddr, e.source, e.dsn, strings.Join(e.tables, ", "), e.extra, e.searchURL, e.sinkExtra, e.source, e.source, e.snapshot)
 	e.configPath = filepath.Join(e.dataDir, "tidegate.yaml")
 	if err := os.WriteFile(e.configPath, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
