@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,9 +106,24 @@ func (p *Publisher) fail(err error) {
 	p.mu.Unlock()
 }
 
+// HeaderEvents on a pipeline-stream message is the number of events in its
+// event.Batch, so a consumer can size its batches without decoding.
+const HeaderEvents = "Tidegate-Events"
+
 // Publish sends one message; a non-empty id is its de-duplication id. It blocks while too many bytes are in flight or
 // the stream is full (backpressure), until ctx is done.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, data []byte) error {
+	return p.publish(ctx, &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}, id)
+}
+
+// PublishBatch publishes an encoded event.Batch of n events.
+func (p *Publisher) PublishBatch(ctx context.Context, subject, id string, data []byte, n int) error {
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{HeaderEvents: []string{strconv.Itoa(n)}}}
+	return p.publish(ctx, msg, id)
+}
+
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, id string) error {
+	subject, data := msg.Subject, msg.Data
 	if err := p.Err(); err != nil {
 		return err
 	}
@@ -127,7 +143,6 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, data []byte
 		p.sem.Release(size)
 		return ctx.Err()
 	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	var opts []jetstream.PublishOpt
 	if id != "" {
 		opts = append(opts, jetstream.WithMsgID(id))

@@ -3,7 +3,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tidegate/tidegate/event"
@@ -11,11 +13,39 @@ import (
 	"github.com/tidegate/tidegate/internal/platform/metrics"
 )
 
-// busEmitter publishes a source's events to the pipeline stream.
+// Batch limits of one bus message. A message costs the bus about as much
+// as a few hundred small events do to encode, so events of a table travel
+// together; the limits keep a message well under the stream's maximum
+// message size and bound what a consumer holds.
+const (
+	batchMaxEvents = 512
+	batchMaxBytes  = 512 << 10
+)
+
+// busEmitter publishes a source's events to the pipeline stream, in
+// batches: consecutive events of one table share a message (an
+// event.Batch). A batch is published when it is full and at every Mark or
+// Flush, so a position is reported durable only after every event emitted
+// before it is stored. Emit, Mark and Flush may be called concurrently
+// (snapshot workers); the events of one table keep their Emit order.
 type busEmitter struct {
 	pipeline string
 	pub      *bus.Publisher
 	metrics  *metrics.Metrics
+
+	mu   sync.Mutex
+	bufs map[string]*batchBuf // by subject
+}
+
+// batchBuf is an event.Batch being built: its encoding is the
+// concatenation of field-1 length-delimited events.
+type batchBuf struct {
+	subject string
+	table   string
+	id      string // de-duplication id of the message: first event id + count
+	data    []byte
+	ops     [6]int // events per event.Op, counted when published
+	n       int
 }
 
 var marshal = proto.MarshalOptions{Deterministic: true}
@@ -26,20 +56,93 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		return fmt.Errorf("encoding event %s: %w", ev.GetId(), err)
 	}
 	o := ev.GetOrigin()
-	// Snapshot rows carry no de-duplication id: the bus would remember one
-	// entry per row for the whole window (hundreds of MB for a large
-	// snapshot), and a row read twice after a crash is harmless.
-	id := ev.GetId()
-	if ev.GetOp() == event.Op_OP_SNAPSHOT {
-		id = ""
+	subject := bus.Subject(e.pipeline, o.GetSchema(), o.GetTable())
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bufs == nil {
+		e.bufs = map[string]*batchBuf{}
 	}
-	if err := e.pub.Publish(ctx, bus.Subject(e.pipeline, o.GetSchema(), o.GetTable()), id, data); err != nil {
-		return err
+	b := e.bufs[subject]
+	if b == nil {
+		b = &batchBuf{subject: subject, table: o.GetSchema() + "." + o.GetTable()}
+		e.bufs[subject] = b
 	}
-	e.metrics.Events.WithLabelValues(e.pipeline, "source", o.GetSchema()+"."+o.GetTable(), event.OpName(ev.GetOp())).Inc()
+	if b.n > 0 && len(b.data)+len(data) > batchMaxBytes {
+		if err := e.publish(ctx, b); err != nil {
+			return err
+		}
+	}
+	if b.n == 0 {
+		b.data = make([]byte, 0, min(batchMaxBytes, max(4096, 2*len(data))))
+		// Snapshot rows carry no de-duplication id: the bus would remember
+		// one entry per message for the whole window, and a row read twice
+		// after a crash is harmless. Streamed batches do, so a batch
+		// published again after a source restart is stored once.
+		b.id = ""
+		if ev.GetOp() != event.Op_OP_SNAPSHOT {
+			b.id = ev.GetId()
+		}
+	}
+	b.data = protowire.AppendTag(b.data, 1, protowire.BytesType)
+	b.data = protowire.AppendBytes(b.data, data)
+	if int(ev.GetOp()) < len(b.ops) {
+		b.ops[ev.GetOp()]++
+	}
+	b.n++
+	if b.n >= batchMaxEvents || len(b.data) >= batchMaxBytes {
+		return e.publish(ctx, b)
+	}
 	return nil
 }
 
-func (e *busEmitter) Mark(ctx context.Context, position any) error { return e.pub.Mark(ctx, position) }
+// publish sends a buffer and empties it; called with e.mu held, so the
+// messages of a subject are published in order.
+func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
+	if b.n == 0 {
+		return nil
+	}
+	id := b.id
+	if id != "" {
+		id = fmt.Sprintf("%s+%d", id, b.n)
+	}
+	if err := e.pub.PublishBatch(ctx, b.subject, id, b.data, b.n); err != nil {
+		return err
+	}
+	for op, n := range b.ops {
+		if n > 0 {
+			e.metrics.Events.WithLabelValues(e.pipeline, "source", b.table, event.OpName(event.Op(op))).Add(float64(n))
+		}
+	}
+	b.data, b.n, b.ops = nil, 0, [6]int{}
+	return nil
+}
 
-func (e *busEmitter) Flush(ctx context.Context) error { return e.pub.Flush(ctx) }
+// flushAll publishes every buffered batch; called with e.mu held.
+func (e *busEmitter) flushAll(ctx context.Context) error {
+	for _, b := range e.bufs {
+		if err := e.publish(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *busEmitter) Mark(ctx context.Context, position any) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.flushAll(ctx); err != nil {
+		return err
+	}
+	return e.pub.Mark(ctx, position)
+}
+
+func (e *busEmitter) Flush(ctx context.Context) error {
+	e.mu.Lock()
+	err := e.flushAll(ctx)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return e.pub.Flush(ctx)
+}

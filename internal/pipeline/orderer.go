@@ -1,7 +1,11 @@
 package pipeline
 
 import (
+	"strconv"
+
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidegate/tidegate/internal/bus"
 )
 
 // orderer releases a consumer's messages strictly in stream order.
@@ -46,18 +50,46 @@ func (o *orderer) add(m jetstream.Msg) {
 }
 
 // ready appends to batch, in order, the messages that can be processed now
-// (at most max in total) and advances past them.
-func (o *orderer) ready(batch []jetstream.Msg, max int) []jetstream.Msg {
-	for len(batch) < max {
+// and advances past them: at most maxEvents events (a message holds the
+// number its events header says, 1 without one) and sinkBatchMaxBytes of
+// message data, but always at least one message.
+func (o *orderer) ready(batch []jetstream.Msg, maxEvents int) []jetstream.Msg {
+	events, size := 0, 0
+	for _, m := range batch {
+		events += eventCount(m)
+		size += len(m.Data())
+	}
+	for {
 		m, ok := o.pending[o.next]
 		if !ok {
+			break
+		}
+		n := eventCount(m)
+		if len(batch) > 0 && (events+n > maxEvents || size+len(m.Data()) > sinkBatchMaxBytes) {
 			break
 		}
 		delete(o.pending, o.next)
 		o.next++
 		batch = append(batch, m)
+		events += n
+		size += len(m.Data())
 	}
 	return batch
+}
+
+// sinkBatchMaxBytes bounds the encoded events of one sink write.
+const sinkBatchMaxBytes = 4 << 20
+
+// eventCount is the number of events a message carries.
+func eventCount(m jetstream.Msg) int {
+	if h := m.Headers(); h != nil {
+		if v := h.Get(bus.HeaderEvents); v != "" {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 1
 }
 
 // skipTo moves past a gap that will never fill (the message is gone from

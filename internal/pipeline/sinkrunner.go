@@ -46,14 +46,14 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	msgs := make(chan jetstream.Msg, r.batchMax)
+	msgs := make(chan jetstream.Msg, consumeBufferMsgs)
 	cc, err := r.cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
 		case <-ctx.Done():
 			_ = m.Nak() // stopping: let the next run have it at once
 		}
-	}, jetstream.PullMaxMessages(r.batchMax), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxBytes(consumeBufferBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			r.log.Debug("consumer", "error", err)
 		}
@@ -61,7 +61,7 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consuming for sink %s: %w", r.name, err)
 	}
-	batch := make([]jetstream.Msg, 0, r.batchMax)
+	batch := make([]jetstream.Msg, 0, consumeBufferMsgs)
 	defer func() {
 		// Drain passes what the client buffered to the handler, which hands
 		// it back (ctx is done); then hand back what we hold.
@@ -187,23 +187,39 @@ func (r *sinkRunner) checkGap(ctx context.Context, ord *orderer, waited time.Dur
 	return nil
 }
 
+// What a sink's consumer holds besides the batch being written: the
+// client's pull buffer (bytes) and the hand-off channel (messages of at
+// most batchMaxBytes each).
+const (
+	consumeBufferBytes = 16 << 20
+	consumeBufferMsgs  = 16
+)
+
 // process writes one batch. It returns an error only when the batch could
 // not be settled (ctx done, DLQ unwritable): nothing is acknowledged then.
 func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
 	events := make([]*event.Event, 0, len(msgs))
 	idx := make([]int, 0, len(msgs)) // events[i] came from msgs[idx[i]]
 	for i, m := range msgs {
-		ev := &event.Event{}
-		if err := proto.Unmarshal(m.Data(), ev); err != nil {
-			if err := r.deadLetter(ctx, m, ev, fmt.Sprintf("undecodable message: %v", err)); err != nil {
+		if s := m.Headers().Get(bus.HeaderReplaySink); s != "" && s != r.name {
+			continue // a dead letter replayed for another sink
+		}
+		b := &event.Batch{}
+		if err := proto.Unmarshal(m.Data(), b); err != nil {
+			if err := r.deadLetter(ctx, m, nil, fmt.Sprintf("undecodable bus message (not an event batch): %v", err)); err != nil {
 				return err
 			}
 			continue
 		}
-		events = append(events, ev)
-		idx = append(idx, i)
+		for _, ev := range b.GetEvents() {
+			events = append(events, ev)
+			idx = append(idx, i)
+		}
 	}
 
+	if len(events) == 0 {
+		return r.ack(ctx, msgs)
+	}
 	stop := r.keepAlive(msgs)
 	start := time.Now()
 	results, err := r.writer.Write(ctx, events)
@@ -214,36 +230,60 @@ func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
 	r.metrics.SinkWrite.WithLabelValues(r.pipeline, r.name).Observe(time.Since(start).Seconds())
 	now := time.Now()
 	e2e := r.metrics.EndToEnd.WithLabelValues(r.pipeline, r.name)
+	applied := map[tableOp]int{}
+	var lastCommit int64
 	for i, ev := range events {
-		table := ev.GetOrigin().GetSchema() + "." + ev.GetOrigin().GetTable()
 		if i < len(results) && results[i] != nil {
 			if err := r.deadLetter(ctx, msgs[idx[i]], ev, results[i].Error()); err != nil {
 				return err
 			}
 			continue
 		}
-		r.metrics.Events.WithLabelValues(r.pipeline, "sink:"+r.name, table, event.OpName(ev.GetOp())).Inc()
-		if ct := ev.GetCommitTimeUs(); ct > 0 {
+		applied[tableOp{ev.GetOrigin().GetSchema() + "." + ev.GetOrigin().GetTable(), ev.GetOp()}]++
+		if ct := ev.GetCommitTimeUs(); ct > 0 && ct != lastCommit {
+			// One observation per transaction: its events share the commit time.
+			lastCommit = ct
 			e2e.Observe(now.Sub(time.UnixMicro(ct)).Seconds())
 		}
 	}
-	// The consumer acknowledges everything up to a message (ack-all), and
-	// waits for the bus to confirm, so a stop right after loses no ack and
-	// the next run resumes exactly here.
+	for k, n := range applied {
+		r.metrics.Events.WithLabelValues(r.pipeline, "sink:"+r.name, k.table, event.OpName(k.op)).Add(float64(n))
+	}
+	return r.ack(ctx, msgs)
+}
+
+// ack acknowledges a processed batch. The consumer acknowledges everything
+// up to a message (ack-all), and waits for the bus to confirm, so a stop
+// right after loses no ack and the next run resumes exactly here.
+func (r *sinkRunner) ack(ctx context.Context, msgs []jetstream.Msg) error {
 	if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil {
 		return fmt.Errorf("sink %s: acknowledging a batch: %w (it will be delivered again)", r.name, err)
 	}
 	return nil
 }
 
+type tableOp struct {
+	table string
+	op    event.Op
+}
+
+// deadLetter stores one event (nil: the whole undecodable message) in the
+// sink's dead-letter queue, with the reason.
 func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.Event, reason string) error {
 	attempts := 1
 	if md, err := m.Metadata(); err == nil {
 		attempts = int(md.NumDelivered)
 	}
+	data := m.Data()
+	if ev != nil {
+		var err error
+		if data, err = marshal.Marshal(ev); err != nil {
+			return fmt.Errorf("sink %s: encoding dead letter %s: %w", r.name, ev.GetId(), err)
+		}
+	}
 	err := r.bus.PublishDLQ(ctx, bus.DeadLetter{
 		Pipeline: r.pipeline, Sink: r.name, EventID: ev.GetId(), Subject: m.Subject(),
-		Error: reason, Attempts: attempts, Data: m.Data(),
+		Error: reason, Attempts: attempts, Data: data,
 	})
 	if err != nil {
 		return err
@@ -252,7 +292,7 @@ func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.
 	r.metrics.Events.WithLabelValues(r.pipeline, "dlq:"+r.name, table, event.OpName(ev.GetOp())).Inc()
 	r.dead++
 	if r.dead == 1 || time.Since(r.lastDeadLog) > 10*time.Second {
-		r.log.Warn("events sent to the dead-letter queue (inspect with the tidegate_events_total{stage=\"dlq:...\"} metric and the DLQ stream)",
+		r.log.Warn("events sent to the dead-letter queue (inspect with `tidegate dlq list` and the tidegate_events_total{stage=\"dlq:...\"} metric)",
 			"sink", r.name, "since_last_report", r.dead, "last_event", ev.GetId(), "table", table, "error", reason)
 		r.lastDeadLog = time.Now()
 		r.dead = 0
