@@ -3,10 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/bus"
@@ -34,8 +34,10 @@ type busEmitter struct {
 	metrics  *metrics.Metrics
 
 	mu   sync.Mutex
-	bufs map[string]*batchBuf // by subject
+	bufs map[tableID]*batchBuf
 }
+
+type tableID struct{ schema, table string }
 
 // batchBuf is an event.Batch being built: its encoding is the
 // concatenation of field-1 length-delimited events.
@@ -48,33 +50,28 @@ type batchBuf struct {
 	n       int
 }
 
-var marshal = proto.MarshalOptions{Deterministic: true}
-
 func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
-	data, err := marshal.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("encoding event %s: %w", ev.GetId(), err)
-	}
+	size := ev.SizeVT()
 	o := ev.GetOrigin()
-	subject := bus.Subject(e.pipeline, o.GetSchema(), o.GetTable())
+	tid := tableID{o.GetSchema(), o.GetTable()}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.bufs == nil {
-		e.bufs = map[string]*batchBuf{}
+		e.bufs = map[tableID]*batchBuf{}
 	}
-	b := e.bufs[subject]
+	b := e.bufs[tid]
 	if b == nil {
-		b = &batchBuf{subject: subject, table: o.GetSchema() + "." + o.GetTable()}
-		e.bufs[subject] = b
+		b = &batchBuf{subject: bus.Subject(e.pipeline, tid.schema, tid.table), table: tid.schema + "." + tid.table}
+		e.bufs[tid] = b
 	}
-	if b.n > 0 && len(b.data)+len(data) > batchMaxBytes {
+	if b.n > 0 && len(b.data)+size > batchMaxBytes {
 		if err := e.publish(ctx, b); err != nil {
 			return err
 		}
 	}
 	if b.n == 0 {
-		b.data = make([]byte, 0, min(batchMaxBytes, max(4096, 2*len(data))))
+		b.data = make([]byte, 0, min(batchMaxBytes, max(64<<10, 2*size)))
 		// Snapshot rows carry no de-duplication id: the bus would remember
 		// one entry per message for the whole window, and a row read twice
 		// after a crash is harmless. Streamed batches do, so a batch
@@ -85,7 +82,13 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		}
 	}
 	b.data = protowire.AppendTag(b.data, 1, protowire.BytesType)
-	b.data = protowire.AppendBytes(b.data, data)
+	b.data = protowire.AppendVarint(b.data, uint64(size))
+	start := len(b.data)
+	b.data = slices.Grow(b.data, size)[:start+size]
+	if _, err := ev.MarshalToSizedBufferVT(b.data[start:]); err != nil {
+		b.data = b.data[:start-protowire.SizeTag(1)-protowire.SizeVarint(uint64(size))]
+		return fmt.Errorf("encoding event %s: %w", ev.GetId(), err)
+	}
 	if int(ev.GetOp()) < len(b.ops) {
 		b.ops[ev.GetOp()]++
 	}

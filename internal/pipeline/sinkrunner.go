@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/bus"
@@ -205,7 +204,7 @@ func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
 			continue // a dead letter replayed for another sink
 		}
 		b := &event.Batch{}
-		if err := proto.Unmarshal(m.Data(), b); err != nil {
+		if err := b.UnmarshalVT(m.Data()); err != nil {
 			if err := r.deadLetter(ctx, m, nil, fmt.Sprintf("undecodable bus message (not an event batch): %v", err)); err != nil {
 				return err
 			}
@@ -277,7 +276,7 @@ func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.
 	data := m.Data()
 	if ev != nil {
 		var err error
-		if data, err = marshal.Marshal(ev); err != nil {
+		if data, err = ev.MarshalVT(); err != nil {
 			return fmt.Errorf("sink %s: encoding dead letter %s: %w", r.name, ev.GetId(), err)
 		}
 	}

@@ -379,12 +379,14 @@ func (s *Source) rowEvent(t *Table, vals [][]byte) (*event.Event, error) {
 		return nil, fmt.Errorf("%s: got %d columns, expected %d (did the table change during the snapshot?)", t.QualifiedName(), len(vals), len(t.Columns))
 	}
 	cols := make([]*event.Column, len(vals))
+	store := make([]event.Column, len(vals)) // one allocation for the row's columns
 	for i, raw := range vals {
 		v, err := s.types.Decode(t.Columns[i].TypeOID, raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s.%s: %w", t.QualifiedName(), t.Columns[i].Name, err)
 		}
-		cols[i] = &event.Column{Name: t.Columns[i].Name, Value: v}
+		store[i].Name, store[i].Value = t.Columns[i].Name, v
+		cols[i] = &store[i]
 	}
 	key := make([]*event.Column, len(t.Key))
 	for i, k := range t.Key {
