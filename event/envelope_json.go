@@ -98,6 +98,8 @@ func OpName(op Op) string {
 		return "snapshot"
 	case Op_OP_TRUNCATE:
 		return "truncate"
+	case Op_OP_SWEEP:
+		return "sweep"
 	}
 	return "unspecified"
 }

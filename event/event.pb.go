@@ -39,6 +39,12 @@ const (
 	Op_OP_SNAPSHOT Op = 4
 	// The whole table was emptied. key/before/after are empty.
 	Op_OP_TRUNCATE Op = 5
+	// Delete the table's documents whose version is not newer than this
+	// event's: sent after a snapshot that rewrote every existing row with a
+	// higher version (a re-snapshot after a lost position, snapshot: always),
+	// so documents of rows deleted meanwhile go too. Unlike a truncate, a
+	// sink never ignores it. key/before/after are empty.
+	Op_OP_SWEEP Op = 6
 )
 
 // Enum value maps for Op.
@@ -50,6 +56,7 @@ var (
 		3: "OP_DELETE",
 		4: "OP_SNAPSHOT",
 		5: "OP_TRUNCATE",
+		6: "OP_SWEEP",
 	}
 	Op_value = map[string]int32{
 		"OP_UNSPECIFIED": 0,
@@ -58,6 +65,7 @@ var (
 		"OP_DELETE":      3,
 		"OP_SNAPSHOT":    4,
 		"OP_TRUNCATE":    5,
+		"OP_SWEEP":       6,
 	}
 )
 
@@ -1173,14 +1181,15 @@ const file_tidegate_v1_event_proto_rawDesc = "" +
 	"\x04List\x12*\n" +
 	"\x06values\x18\x01 \x03(\v2\x12.tidegate.v1.ValueR\x06values\"3\n" +
 	"\x05Batch\x12*\n" +
-	"\x06events\x18\x01 \x03(\v2\x12.tidegate.v1.EventR\x06events*g\n" +
+	"\x06events\x18\x01 \x03(\v2\x12.tidegate.v1.EventR\x06events*u\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_INSERT\x10\x01\x12\r\n" +
 	"\tOP_UPDATE\x10\x02\x12\r\n" +
 	"\tOP_DELETE\x10\x03\x12\x0f\n" +
 	"\vOP_SNAPSHOT\x10\x04\x12\x0f\n" +
-	"\vOP_TRUNCATE\x10\x05B*Z(github.com/tidegate/tidegate/event;eventb\x06proto3"
+	"\vOP_TRUNCATE\x10\x05\x12\f\n" +
+	"\bOP_SWEEP\x10\x06B*Z(github.com/tidegate/tidegate/event;eventb\x06proto3"
 
 var (
 	file_tidegate_v1_event_proto_rawDescOnce sync.Once

@@ -49,12 +49,18 @@ type Bus struct {
 	MaxInflightBytes int `yaml:"max_inflight_bytes" json:"max_inflight_bytes,omitempty"`
 }
 
-// Admin configures the admin HTTP server (metrics, health).
+// Admin configures the admin server: on one address, the admin API (gRPC
+// and HTTP/JSON; the tidegate CLI's `dlq` commands use it), Prometheus
+// metrics, health and profiles.
 type Admin struct {
-	// Listen address. Default "127.0.0.1:7070". The string "off" disables it.
+	// Listen address. Default "127.0.0.1:7070". The string "off" disables it
+	// (and the API with it).
 	Listen string `yaml:"listen" json:"listen,omitempty"`
-	// Token required as "Authorization: Bearer <token>" on the admin API
-	// (metrics and health stay open). Required unless listen is a loopback address.
+	// Token required as "Authorization: Bearer <token>" on the admin API and
+	// /debug/pprof (/metrics and /healthz stay open). Required unless listen
+	// is a loopback address. Take it from the environment or a file
+	// (${TIDEGATE_TOKEN}, ${file:/run/secrets/tidegate-token}); the CLI reads
+	// it from the same file (-c), --token or TIDEGATE_ADMIN_TOKEN.
 	Token string `yaml:"token" json:"token,omitempty"`
 }
 
@@ -100,6 +106,12 @@ type Pipeline struct {
 	// Snapshot: "initial" (default: snapshot once, then stream), "never"
 	// (stream only), "always" (re-snapshot at every start).
 	Snapshot string `yaml:"snapshot" json:"snapshot,omitempty"`
+	// OnPositionLost: what to do when the source position is gone at start
+	// (the replication slot was dropped, or PostgreSQL invalidated it past
+	// max_slot_wal_keep_size). "fail" (default) stops with an error saying
+	// how to recover; "resnapshot" creates a new slot, snapshots every table
+	// again, deletes the documents of rows deleted meanwhile, and streams on.
+	OnPositionLost string `yaml:"on_position_lost" json:"on_position_lost,omitempty"`
 	// Sink consumer batch: at most BatchMaxEvents events per write. Default 2000.
 	BatchMaxEvents int `yaml:"batch_max_events" json:"batch_max_events,omitempty"`
 }

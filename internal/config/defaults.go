@@ -21,6 +21,12 @@ const (
 	DefaultBatchMaxEvents   = 2000
 )
 
+// Values of Pipeline.OnPositionLost.
+const (
+	PositionLostFail       = "fail"
+	PositionLostResnapshot = "resnapshot"
+)
+
 // Values of Pipeline.Snapshot.
 const (
 	SnapshotInitial = "initial"
@@ -87,6 +93,9 @@ func (c *Config) SetDefaults() {
 	}
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
+		if p.OnPositionLost == "" {
+			p.OnPositionLost = PositionLostFail
+		}
 		if p.Snapshot == "" {
 			p.Snapshot = DefaultSnapshot
 		}

@@ -7,11 +7,11 @@ package config
 func fieldDoc(key string) string {
 	switch key {
 	case "config.Admin":
-		return "Admin configures the admin HTTP server (metrics, health)."
+		return "Admin configures the admin server: on one address, the admin API (gRPC and HTTP/JSON; the tidegate CLI's `dlq` commands use it), Prometheus metrics, health and profiles."
 	case "config.Admin.Listen":
-		return "`listen` address. Default \"127.0.0.1:7070\". The string \"off\" disables it."
+		return "`listen` address. Default \"127.0.0.1:7070\". The string \"off\" disables it (and the API with it)."
 	case "config.Admin.Token":
-		return "`token` required as \"Authorization: Bearer <token>\" on the admin API (metrics and health stay open). Required unless listen is a loopback address."
+		return "`token` required as \"Authorization: Bearer <token>\" on the admin API and /debug/pprof (/metrics and /healthz stay open). Required unless listen is a loopback address. Take it from the environment or a file (${TIDEGATE_TOKEN}, ${file:/run/secrets/tidegate-token}); the CLI reads it from the same file (-c), --token or TIDEGATE_ADMIN_TOKEN."
 	case "config.Bus":
 		return "Bus configures the NATS JetStream bus."
 	case "config.Bus.DuplicateWindow":
@@ -54,6 +54,8 @@ func fieldDoc(key string) string {
 		return "Sink consumer batch: at most `batch_max_events` events per write. Default 2000."
 	case "config.Pipeline.Name":
 		return "`name` identifies the pipeline (lowercase letters, digits, _ and -, at most 54 characters); the default PostgreSQL publication and slot are named after it."
+	case "config.Pipeline.OnPositionLost":
+		return "`on_position_lost`: what to do when the source position is gone at start (the replication slot was dropped, or PostgreSQL invalidated it past max_slot_wal_keep_size). \"fail\" (default) stops with an error saying how to recover; \"resnapshot\" creates a new slot, snapshots every table again, deletes the documents of rows deleted meanwhile, and streams on."
 	case "config.Pipeline.Sinks":
 		return "`sinks` are the names of the sinks the pipeline writes to; each consumes the pipeline's events independently."
 	case "config.Pipeline.Snapshot":
@@ -116,6 +118,8 @@ func fieldDoc(key string) string {
 		return "`heartbeat_interval`: when the captured tables are idle, tidegate advances the slot past WAL that holds no captured change at this interval, so WAL is not pinned. Default 30s."
 	case "postgres.Config.Keys":
 		return "`keys` gives key columns for tables without a primary key, e.g. {public.events: [tenant_id, event_id]}. The table's REPLICA IDENTITY must be FULL or an index on those columns."
+	case "postgres.Config.MaxSlotLagBytes":
+		return "`max_slot_lag_bytes`: when the replication slot retains more WAL than this (e.g. \"20GiB\"), tidegate logs an error every minute and sets tidegate_source_slot_lag_exceeded to 1 until it is back under. The slot keeps its WAL regardless: to bound it for sure, also set PostgreSQL's max_slot_wal_keep_size, with on_position_lost: resnapshot to recover automatically. 0 (default) disables the alert."
 	case "postgres.Config.Publication":
 		return "`publication` to create or reuse. Default \"tidegate_<pipeline>\"."
 	case "postgres.Config.Slot":

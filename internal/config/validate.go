@@ -337,6 +337,7 @@ func (v *validator) pipelines(sources, sinks map[string]int) {
 		}
 
 		v.oneOf(path+".snapshot", p.Snapshot, SnapshotInitial, SnapshotNever, SnapshotAlways)
+		v.oneOf(path+".on_position_lost", p.OnPositionLost, PositionLostFail, PositionLostResnapshot)
 		if p.BatchMaxEvents < 0 {
 			v.add(path+".batch_max_events", fmt.Sprintf("must be positive; remove it for the default %d", DefaultBatchMaxEvents))
 		}

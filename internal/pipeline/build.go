@@ -70,7 +70,7 @@ func Build(ctx context.Context, cfg *config.Config, pc config.Pipeline, d Deps) 
 			progress = func(pr postgres.Progress) { d.Progress(pc.Name, pr) }
 		}
 		src, err := postgres.New(pg, postgres.Options{
-			SourceName: srcCfg.Name, Pipeline: pc.Name, SnapshotMode: pc.Snapshot,
+			SourceName: srcCfg.Name, Pipeline: pc.Name, SnapshotMode: pc.Snapshot, OnPositionLost: pc.OnPositionLost,
 			Emitter: em, State: state, Logger: log, Metrics: d.Metrics, Progress: progress,
 		})
 		if err != nil {

@@ -31,6 +31,10 @@ type Metrics struct {
 	SnapshotRows *prometheus.CounterVec
 	// SnapshotProgress is the estimated fraction (0..1) of the running snapshot done.
 	SnapshotProgress *prometheus.GaugeVec
+	// SlotLagExceeded is 1 while the slot retains more WAL than max_slot_lag.
+	SlotLagExceeded *prometheus.GaugeVec
+	// PositionLost counts starts that found the stream position gone.
+	PositionLost *prometheus.CounterVec
 }
 
 // New creates and registers the collectors, plus Go and process collectors.
@@ -67,7 +71,14 @@ func New() *Metrics {
 		SnapshotProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tidegate_snapshot_progress_ratio", Help: "Estimated fraction of the running snapshot done (0..1).",
 		}, []string{"pipeline"}),
+		SlotLagExceeded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tidegate_source_slot_lag_exceeded", Help: "1 while the replication slot retains more WAL than the pipeline's max_slot_lag (alert on it).",
+		}, []string{"pipeline", "slot"}),
+		PositionLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tidegate_source_position_lost_total", Help: "Starts that found the replication slot gone or invalidated (see on_position_lost).",
+		}, []string{"pipeline"}),
 	}
-	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress)
+	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress,
+		m.SlotLagExceeded, m.PositionLost)
 	return m
 }

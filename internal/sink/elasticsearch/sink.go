@@ -159,7 +159,7 @@ func closeIdle(rt http.RoundTripper) {
 // PermanentError and the next best event of the document is sent instead,
 // so the document ends where applying the events one by one would leave it.
 //
-// A truncate is a barrier: the events before it are applied first.
+// A truncate or sweep is a barrier: the events before it are applied first.
 func (s *Sink) Write(ctx context.Context, events []*event.Event) ([]error, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -167,7 +167,7 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) ([]error, error
 	results := make([]error, len(events))
 	start := 0
 	for i, e := range events {
-		if e.GetOp() != event.Op_OP_TRUNCATE {
+		if op := e.GetOp(); op != event.Op_OP_TRUNCATE && op != event.Op_OP_SWEEP {
 			continue
 		}
 		if err := s.applySegment(ctx, events[start:i], results[start:i]); err != nil {

@@ -28,11 +28,12 @@ const (
 	scrollPageSize  = 1000
 )
 
-// truncate applies a truncate event. It sets *result to a permanent error
+// truncate applies a truncate or sweep event (a sweep is a truncate that
+// spares the rows its snapshot rewrote, and is never ignored). It sets *result to a permanent error
 // when the event cannot be applied and returns an error only when ctx is
 // done.
 func (s *Sink) truncate(ctx context.Context, e *event.Event, result *error) error {
-	if s.cfg.Truncate == TruncateIgnore {
+	if s.cfg.Truncate == TruncateIgnore && e.GetOp() == event.Op_OP_TRUNCATE {
 		return nil // the pipeline counts skipped truncates
 	}
 	index, err := s.namer.name(e.GetOrigin())

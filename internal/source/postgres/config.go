@@ -31,4 +31,11 @@ type Config struct {
 	// the slot past WAL that holds no captured change at this interval, so
 	// WAL is not pinned. Default 30s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" json:"heartbeat_interval,omitempty"`
+	// MaxSlotLagBytes: when the replication slot retains more WAL than this
+	// (e.g. "20GiB"), tidegate logs an error every minute and sets
+	// tidegate_source_slot_lag_exceeded to 1 until it is back under. The
+	// slot keeps its WAL regardless: to bound it for sure, also set
+	// PostgreSQL's max_slot_wal_keep_size, with on_position_lost: resnapshot
+	// to recover automatically. 0 (default) disables the alert.
+	MaxSlotLagBytes int64 `yaml:"max_slot_lag_bytes" json:"max_slot_lag_bytes,omitempty"`
 }

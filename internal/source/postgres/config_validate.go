@@ -114,6 +114,9 @@ func (c *Config) Validate() error {
 	if c.StatusInterval < 0 {
 		add(field.New("status_interval", "must be positive; remove it for the default 10s"))
 	}
+	if c.MaxSlotLagBytes < 0 {
+		add(field.New("max_slot_lag_bytes", "must be positive (e.g. 20GiB), or 0 to disable the alert"))
+	}
 	if c.HeartbeatInterval < 0 {
 		add(field.New("heartbeat_interval", "must be positive; remove it for the default 30s"))
 	}

@@ -67,6 +67,9 @@ type slotInfo struct {
 	database  string
 	confirmed pglogrepl.LSN
 	active    bool
+	// lost: PostgreSQL invalidated the slot (wal_status "lost"); it can no
+	// longer stream.
+	lost bool
 }
 
 func (s *Source) lookupSlot(ctx context.Context, conn *pgx.Conn) (slotInfo, error) {
@@ -74,8 +77,8 @@ func (s *Source) lookupSlot(ctx context.Context, conn *pgx.Conn) (slotInfo, erro
 	var confirmed *string
 	var plugin, db *string
 	err := conn.QueryRow(ctx, `
-		SELECT plugin, database, confirmed_flush_lsn::text, active
-		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &confirmed, &si.active)
+		SELECT plugin, database, confirmed_flush_lsn::text, active, coalesce(wal_status = 'lost', false)
+		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &confirmed, &si.active, &si.lost)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return si, nil
 	}
@@ -133,10 +136,14 @@ func (s *Source) prepare(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 
 	if !si.exists {
 		if found && st.Streaming {
-			return 0, fmt.Errorf("%w: replication slot %s no longer exists, so changes made since tidegate last ran cannot be streamed; "+
-				"to rebuild the targets from a fresh snapshot run `tidegate pipeline reset %s` and start again", ErrPositionLost, s.cfg.Slot, s.opts.Pipeline)
+			return s.positionLost(ctx, conn, repl, si, fmt.Sprintf("replication slot %s no longer exists", s.cfg.Slot))
 		}
-		return s.createSlotAndSnapshot(ctx, conn, repl)
+		// A snapshot that ran under a slot now gone left documents that the
+		// new snapshot may not rewrite (rows deleted since): sweep them.
+		return s.createSlotAndSnapshotSweep(ctx, conn, repl, found && st.Snapshot != nil)
+	}
+	if si.lost {
+		return s.positionLost(ctx, conn, repl, si, fmt.Sprintf("replication slot %s was invalidated by PostgreSQL (wal_status lost: it retained more WAL than max_slot_wal_keep_size)", s.cfg.Slot))
 	}
 
 	start := si.confirmed
@@ -153,7 +160,9 @@ func (s *Source) prepare(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 		if !found {
 			s.log.Warn("replication slot exists but tidegate has no state for it (new bus or data_dir?): taking a snapshot at the slot's position", "slot", s.cfg.Slot, "lsn", start)
 		}
-		st = sourceState{Slot: s.cfg.Slot, Snapshot: &snapshotState{Version: uint64(start)}}
+		// Rows deleted while no change reached the targets (lost state,
+		// snapshot: always) leave documents the snapshot does not rewrite.
+		st = sourceState{Slot: s.cfg.Slot, Snapshot: &snapshotState{Version: uint64(start), Sweep: true}}
 		if err := s.runSnapshot(ctx, conn, &st, ""); err != nil {
 			return 0, err
 		}
@@ -164,7 +173,8 @@ func (s *Source) prepare(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 // createSlotAndSnapshot creates the slot; with a snapshot mode other than
 // never it reads the snapshot exported by the slot creation, which is
 // exactly consistent with the slot's start.
-func (s *Source) createSlotAndSnapshot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn) (pglogrepl.LSN, error) {
+// sweep: delete, after the snapshot, the documents it did not rewrite.
+func (s *Source) createSlotAndSnapshotSweep(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, sweep bool) (pglogrepl.LSN, error) {
 	action := "EXPORT_SNAPSHOT"
 	if s.opts.SnapshotMode == SnapshotNever {
 		action = "NOEXPORT_SNAPSHOT"
@@ -183,7 +193,7 @@ func (s *Source) createSlotAndSnapshot(ctx context.Context, conn *pgx.Conn, repl
 	if s.opts.SnapshotMode == SnapshotNever {
 		return start, s.opts.State.Put(ctx, s.stateKey(), &st)
 	}
-	st.Snapshot = &snapshotState{Version: uint64(start)}
+	st.Snapshot = &snapshotState{Version: uint64(start), Sweep: sweep}
 	if err := s.runSnapshot(ctx, conn, &st, res.SnapshotName); err != nil {
 		return 0, err
 	}

@@ -20,9 +20,12 @@ import (
 type snapshotState struct {
 	// Version is the LSN every snapshot row carries: the slot position
 	// streaming resumes from once the snapshot is complete.
-	Version  uint64           `json:"version"`
-	Complete bool             `json:"complete"`
-	Tables   []*tableSnapshot `json:"tables"`
+	Version  uint64 `json:"version"`
+	Complete bool   `json:"complete"`
+	// Sweep: once every row is read, sinks delete the documents older than
+	// Version (rows deleted while changes could not be streamed).
+	Sweep  bool             `json:"sweep,omitempty"`
+	Tables []*tableSnapshot `json:"tables"`
 }
 
 // tableSnapshot is the chunk plan and progress of one table.
@@ -170,6 +173,9 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 		s.snapshotProgress(ctx, run, estimated, already, started, readersDone)
 	}()
 	err := g.Wait()
+	if err == nil {
+		err = s.emitSweeps(ctx, st.Snapshot)
+	}
 	if err == nil {
 		err = s.opts.Emitter.Flush(ctx)
 	}

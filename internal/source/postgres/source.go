@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pglogrepl"
@@ -47,10 +48,12 @@ type Options struct {
 	SourceName   string
 	Pipeline     string
 	SnapshotMode string
-	Emitter      Emitter
-	State        StateStore
-	Logger       *slog.Logger
-	Metrics      *metrics.Metrics
+	// OnPositionLost is PositionLostFail (default) or PositionLostResnapshot.
+	OnPositionLost string
+	Emitter        Emitter
+	State          StateStore
+	Logger         *slog.Logger
+	Metrics        *metrics.Metrics
 	// Progress, when set, receives snapshot progress (rows done, estimated
 	// total) for display.
 	Progress func(p Progress)
@@ -169,6 +172,12 @@ func (s *Source) Run(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.Background())
+
+	lagCtx, stopLag := context.WithCancel(ctx)
+	var lagDone sync.WaitGroup
+	lagDone.Add(1)
+	go func() { defer lagDone.Done(); s.watchLag(lagCtx) }()
+	defer func() { stopLag(); lagDone.Wait() }()
 
 	if err := s.loadTables(ctx, conn); err != nil {
 		return err
