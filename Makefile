@@ -6,6 +6,16 @@ SHELL := /bin/bash
 MODULE := github.com/tidegate/tidegate
 PROTO_FILES := $(wildcard proto/tidegate/v1/*.proto)
 PROTOC_GEN_GO_VERSION := v1.36.12
+# protoc-gen-connect-go, for the admin API's service code (same version as connectrpc.com/connect in go.mod).
+PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+PROTOC_CONNECT_TOOL = [[ -x "$(GOBIN)/protoc-gen-connect-go" ]] || \
+		go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
+# protoc-gen-go-vtproto: fast marshal/unmarshal/size for the event envelope
+# (same version as github.com/planetscale/vtprotobuf in go.mod).
+PROTOC_GEN_VTPROTO_VERSION := v0.6.0
+PROTOC_VTPROTO_TOOL = [[ -x "$(GOBIN)/protoc-gen-go-vtproto" ]] || \
+		go install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_VTPROTO_VERSION)
+VTPROTO_OPTS = --go-vtproto_opt=module=$(MODULE),features=marshal+unmarshal+size
 GOBIN := $(shell go env GOPATH)/bin
 # Go files to format and check: everything except dot-directories (.services, .git) and testdata.
 GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path '*/testdata/*' -not -path './bin/*')
@@ -62,14 +72,22 @@ proto-tools: # protoc (Debian protobuf-compiler) and protoc-gen-go $(PROTOC_GEN_
 	@[[ "$$($(GOBIN)/protoc-gen-go --version 2>/dev/null)" == "protoc-gen-go $(PROTOC_GEN_GO_VERSION)" ]] || \
 		go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
-proto: proto-tools ## regenerate the Go code of proto/tidegate/v1/*.proto into event/
-	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go_out=. --go_opt=module=$(MODULE) $(PROTO_FILES)
+proto: proto-tools ## regenerate the Go code of proto/tidegate/v1/*.proto (event/, internal/admin/adminpb/)
+	$(PROTOC_CONNECT_TOOL)
+	$(PROTOC_VTPROTO_TOOL)
+	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go_out=. --go_opt=module=$(MODULE) \
+		--connect-go_out=. --connect-go_opt=module=$(MODULE) $(PROTO_FILES)
+	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go-vtproto_out=. $(VTPROTO_OPTS) proto/tidegate/v1/event.proto
 
 proto-check: proto-tools ## fail if the committed generated code differs from a fresh protoc run
+	@$(PROTOC_CONNECT_TOOL)
+	@$(PROTOC_VTPROTO_TOOL)
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go_out="$$tmp" --go_opt=module=$(MODULE) $(PROTO_FILES); \
+	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go_out="$$tmp" --go_opt=module=$(MODULE) \
+		--connect-go_out="$$tmp" --connect-go_opt=module=$(MODULE) $(PROTO_FILES); \
+	PATH="$(GOBIN):$$PATH" protoc --proto_path=proto --go-vtproto_out="$$tmp" $(VTPROTO_OPTS) proto/tidegate/v1/event.proto; \
 	status=0; \
-	for f in $$(cd "$$tmp" && find . -name '*.pb.go'); do \
+	for f in $$(cd "$$tmp" && find . -name '*.pb.go' -o -name '*.connect.go'); do \
 		diff -u "$$f" "$$tmp/$$f" || status=1; \
 	done; \
 	if [[ $$status -ne 0 ]]; then echo "generated protobuf code is stale: run make proto" >&2; fi; \

@@ -43,11 +43,13 @@ Quick start:
        tidegate validate -c tidegate.yaml
   3. Run it (snapshot first, then streaming; Ctrl-C stops cleanly):
        tidegate run -c tidegate.yaml
-  4. Watch it: http://127.0.0.1:7070/metrics and /healthz.`,
+  4. Watch it: http://127.0.0.1:7070/metrics and /healthz.
+  5. Events a sink rejected wait in the dead-letter queue:
+       tidegate dlq list, then tidegate dlq replay --all once fixed.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), validateCmd(), versionCmd(), pipelineCmd())
+	root.AddCommand(runCmd(), validateCmd(), versionCmd(), pipelineCmd(), dlqCmd())
 	return root
 }
 

@@ -28,6 +28,10 @@ type DeadLetter struct {
 	Pipeline, Sink, EventID, Subject, Error string
 	Attempts                                int
 	Data                                    []byte
+	// StreamSeq is the pipeline-stream sequence of the failed message: with
+	// the event id it de-duplicates a dead letter written twice (a retried
+	// DLQ write), but not the same event failing again after a replay.
+	StreamSeq uint64
 }
 
 // PublishDLQ stores a dead letter durably (it returns once the bus has it).
@@ -39,7 +43,7 @@ func (b *Bus) PublishDLQ(ctx context.Context, d DeadLetter) error {
 	msg.Header.Set(HeaderEventID, d.EventID)
 	msg.Header.Set(HeaderOriginalSubject, d.Subject)
 	msg.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID("dlq:"+d.Sink+":"+d.EventID)); err != nil {
+	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID("dlq:"+d.Sink+":"+strconv.FormatUint(d.StreamSeq, 10)+":"+d.EventID)); err != nil {
 		return fmt.Errorf("writing event %s to the dead-letter queue of sink %s: %w", d.EventID, d.Sink, err)
 	}
 	return nil

@@ -269,9 +269,9 @@ type tableOp struct {
 // deadLetter stores one event (nil: the whole undecodable message) in the
 // sink's dead-letter queue, with the reason.
 func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.Event, reason string) error {
-	attempts := 1
+	attempts, seq := 1, uint64(0)
 	if md, err := m.Metadata(); err == nil {
-		attempts = int(md.NumDelivered)
+		attempts, seq = int(md.NumDelivered), md.Sequence.Stream
 	}
 	data := m.Data()
 	if ev != nil {
@@ -282,7 +282,7 @@ func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.
 	}
 	err := r.bus.PublishDLQ(ctx, bus.DeadLetter{
 		Pipeline: r.pipeline, Sink: r.name, EventID: ev.GetId(), Subject: m.Subject(),
-		Error: reason, Attempts: attempts, Data: data,
+		Error: reason, Attempts: attempts, Data: data, StreamSeq: seq,
 	})
 	if err != nil {
 		return err

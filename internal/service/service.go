@@ -50,14 +50,22 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return failed
 	}
 	adminAddr := ""
-	if cfg.Admin.Listen != "" && cfg.Admin.Listen != "off" {
-		srv, err := admin.Start(cfg.Admin.Listen, m.Registry, health, log)
+	if cfg.Admin.Listen != "" && cfg.Admin.Listen != config.AdminOff {
+		var pipes []admin.Pipeline
+		for _, pc := range cfg.Pipelines {
+			pipes = append(pipes, admin.Pipeline{Name: pc.Name, Sinks: pc.Sinks})
+		}
+		srv, err := admin.Start(admin.Options{
+			Addr: cfg.Admin.Listen, Token: cfg.Admin.Token, Registry: m.Registry, Health: health, Logger: log,
+			DeadLetters: b, Pipelines: pipes,
+		})
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
 		adminAddr = srv.Addr()
-		log.Info("admin listening", "address", adminAddr, "metrics", "http://"+adminAddr+"/metrics")
+		log.Info("admin listening", "address", adminAddr, "metrics", "http://"+adminAddr+"/metrics",
+			"api", "http://"+adminAddr+" (gRPC and HTTP/JSON; tidegate dlq ...)", "token_required", cfg.Admin.Token != "")
 	}
 
 	var pipes []*pipeline.Pipeline
