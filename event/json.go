@@ -108,8 +108,19 @@ func appendFloat(b []byte, f float64) []byte {
 			b[m-2] = b[m-1]
 			b = b[:m-1]
 		}
+		return b
 	}
-	return b
+	// An integral value keeps a fraction (2 -> 2.0, -0 -> -0.0), so that
+	// every float reads as a floating-point number: Elasticsearch's and
+	// OpenSearch's dynamic mapping map a JSON integer to long, which
+	// would make the field's type depend on the first value, and an
+	// array such as [1.5,2] would be rejected as a whole.
+	for _, c := range b[n:] {
+		if c == '.' {
+			return b
+		}
+	}
+	return append(b, '.', '0')
 }
 
 // isJSONNumber reports whether s is a valid JSON number literal.

@@ -3,6 +3,9 @@ package event
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -20,10 +23,16 @@ func TestAppendValueJSON(t *testing.T) {
 		{"uint", Uint(math.MaxUint64), `18446744073709551615`},
 		{"float", Float(1.5), `1.5`},
 		{"float tiny", Float(1e-300), `1e-300`},
-		{"float large plain", Float(16777216), `16777216`},
+		{"float large plain", Float(16777216), `16777216.0`},
+		{"float integral", Float(2), `2.0`},
+		{"float integral negative", Float(-3), `-3.0`},
+		{"float zero", Float(0), `0.0`},
+		{"float max plain", Float(999999999999999900000), `999999999999999900000.0`},
+		{"float 1e-6 plain", Float(1e-6), `0.000001`},
+		{"float max", Float(math.MaxFloat64), `1.7976931348623157e+308`},
 		{"float 1e21", Float(1e21), `1e+21`},
 		{"float 1e-7", Float(1e-7), `1e-7`},
-		{"negative zero", Float(math.Copysign(0, -1)), `-0`},
+		{"negative zero", Float(math.Copysign(0, -1)), `-0.0`},
 		{"NaN", Float(math.NaN()), `"NaN"`},
 		{"+Inf", Float(math.Inf(1)), `"Infinity"`},
 		{"-Inf", Float(math.Inf(-1)), `"-Infinity"`},
@@ -50,6 +59,7 @@ func TestAppendValueJSON(t *testing.T) {
 		{"interval negative", IntervalValue(&Interval{Days: -1, Micros: -1_500_000}), `"P-1DT-1.5S"`},
 		{"json", JSON(`{"a":[1,2,{"b":null}]}`), `{"a":[1,2,{"b":null}]}`},
 		{"uuid", UUID([]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}), `"12345678-9abc-def0-1234-56789abcdef0"`},
+		{"list of floats", ListValue([]*Value{Float(1.5), Float(2), Null(), Float(math.NaN())}), `[1.5,2.0,null,"NaN"]`},
 		{"list nested", ListValue([]*Value{ListValue([]*Value{Int(1), Null()}), ListValue(nil)}), `[[1,null],[]]`},
 		{"document", DocumentValue(&Row{Columns: []*Column{{Name: "a", Value: Int(1)}, {Name: "b\"", Value: Text("x")}}}), `{"a":1,"b\"":"x"}`},
 	}
@@ -113,4 +123,34 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("invalid JSON for %q: %s", s, b)
 		}
 	})
+}
+
+// TestFloatJSONIsFloatLiteral checks, on random bit patterns and edge
+// values, that every finite float renders as a JSON number with a
+// fraction or an exponent (so that search engines' dynamic mapping sees a
+// floating-point number) that parses back to the same bits.
+func TestFloatJSONIsFloatLiteral(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	vals := []float64{0, math.Copysign(0, -1), 1, -1, 2, 1e20, 1e21, 1e-6, 1e-7, 123456789, math.MaxFloat64, -math.MaxFloat64,
+		math.SmallestNonzeroFloat64, 9007199254740993, 0.1, float64(float32(0.1)), 16777216}
+	for range 200000 {
+		vals = append(vals, math.Float64frombits(rnd.Uint64()))
+		vals = append(vals, float64(rnd.Int64N(1<<53)-1<<52)) // integral values
+	}
+	for _, f := range vals {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		got := string(AppendValueJSON(nil, Float(f)))
+		if !strings.ContainsAny(got, ".e") {
+			t.Fatalf("%v renders as %s: no fraction or exponent", f, got)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Fatalf("%v renders as invalid JSON %s", f, got)
+		}
+		back, err := strconv.ParseFloat(got, 64)
+		if err != nil || math.Float64bits(back) != math.Float64bits(f) {
+			t.Fatalf("%v (%#x) renders as %s, which parses back as %v (%#x), %v", f, math.Float64bits(f), got, back, math.Float64bits(back), err)
+		}
+	}
 }

@@ -1,6 +1,11 @@
 package pgdecode
 
-import "math"
+import (
+	"math"
+	"strconv"
+
+	"github.com/tidegate/tidegate/event"
+)
 
 // Date/time parsers for the ISO DateStyle and postgres IntervalStyle text
 // formats (see SessionParams).
@@ -237,45 +242,157 @@ func daysFromCivil(y int64, m, d int) int64 {
 
 // parseTimestamp parses "YYYY-MM-DD HH:MM:SS[.ffffff][+zz[:mm[:ss]]][ BC]"
 // (the zone only when withZone) into microseconds since the Unix epoch
-// (local wall clock read as UTC when !withZone), or an infinity.
+// (local wall clock read as UTC when !withZone), or an infinity. Instants
+// after the int64 limit of event.Timestamp (294247-01-10T04:00:54.775807Z)
+// are ErrRange; Types.Decode renders those as text (see farTimestamp).
 func parseTimestamp(s []byte, withZone bool) (us int64, inf int32, err error) {
-	if inf = infinity(s); inf != 0 {
-		return 0, inf, nil
-	}
-	p := scanner{s: s}
-	y, m, d, err := p.date()
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := p.expect(' '); err != nil {
-		return 0, 0, err
-	}
-	clock, err := p.clock(23)
-	if err != nil {
-		return 0, 0, err
-	}
-	var off int32
-	if withZone {
-		if off, err = p.offset(); err != nil {
-			return 0, 0, err
-		}
-	}
-	bc := p.bc()
-	if !p.done() {
-		return 0, 0, syntaxf("unexpected %q at offset %d", p.peek(), p.i)
-	}
-	days, err := civilDays(y, bc, m, d)
-	if err != nil {
-		return 0, 0, err
+	days, clock, inf, err := parseTimestampParts(s, withZone)
+	if err != nil || inf != 0 {
+		return 0, inf, err
 	}
 	if days > maxDays || days < -maxDays {
 		return 0, 0, ErrRange
 	}
-	us, ok := add64(days*microsPerDay, clock-int64(off)*microsPerSecond)
+	us, ok := add64(days*microsPerDay, clock)
 	if !ok {
 		return 0, 0, ErrRange
 	}
 	return us, 0, nil
+}
+
+// pgEndDays is PostgreSQL's END_TIMESTAMP, 294277-01-01 00:00:00 UTC (the
+// first instant a timestamp cannot hold), in days since 1970-01-01.
+var pgEndDays = daysFromCivil(294277, 1, 1)
+
+// parseTimestampParts parses a timestamp like parseTimestamp into the UTC
+// day (days since 1970-01-01) and the microseconds since its midnight
+// (0 <= clock < 24h), without the int64 microsecond limit.
+func parseTimestampParts(s []byte, withZone bool) (days, clock int64, inf int32, err error) {
+	if inf = infinity(s); inf != 0 {
+		return 0, 0, inf, nil
+	}
+	p := scanner{s: s}
+	y, m, d, err := p.date()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if err := p.expect(' '); err != nil {
+		return 0, 0, 0, err
+	}
+	if clock, err = p.clock(23); err != nil {
+		return 0, 0, 0, err
+	}
+	var off int32
+	if withZone {
+		if off, err = p.offset(); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	bc := p.bc()
+	if !p.done() {
+		return 0, 0, 0, syntaxf("unexpected %q at offset %d", p.peek(), p.i)
+	}
+	if days, err = civilDays(y, bc, m, d); err != nil {
+		return 0, 0, 0, err
+	}
+	// Move the zone offset (at most a day) into UTC.
+	clock -= int64(off) * microsPerSecond
+	switch {
+	case clock < 0:
+		clock += microsPerDay
+		days--
+	case clock >= microsPerDay:
+		clock -= microsPerDay
+		days++
+	}
+	return days, clock, 0, nil
+}
+
+// decodeTimestamp converts timestamp/timestamptz text. PostgreSQL's
+// timestamps go up to 294276-12-31 23:59:59.999999, but event.Timestamp
+// counts microseconds since 1970 in an int64 and ends in 294247: a value
+// in between becomes a text value holding exactly the JSON rendering a
+// timestamp would have ("+294276-12-31T23:59:59.999999Z"), so no valid row
+// fails to decode and JSON documents are the same either way.
+func decodeTimestamp(s []byte, withZone bool) (*event.Value, error) {
+	days, clock, inf, err := parseTimestampParts(s, withZone)
+	if err != nil {
+		return nil, err
+	}
+	if inf != 0 {
+		return newTimestamp(0, !withZone, inf), nil
+	}
+	if days < -maxDays || days >= pgEndDays {
+		return nil, ErrRange // not a PostgreSQL timestamp
+	}
+	if days <= maxDays {
+		if us, ok := add64(days*microsPerDay, clock); ok {
+			return newTimestamp(us, !withZone, 0), nil
+		}
+	}
+	return newText(string(farTimestamp(nil, days, clock, !withZone))), nil
+}
+
+// farTimestamp appends the ISO 8601 form event.AppendTimestamp gives, for
+// a day after year 9999: "+YYYYYY-MM-DDTHH:MM:SS[.ffffff][Z]".
+func farTimestamp(b []byte, days, clock int64, local bool) []byte {
+	y, m, d := civilFromDays(days)
+	b = append(b, '+')
+	b = appendPadded(b, y, 6)
+	b = append(b, '-')
+	b = appendPadded(b, int64(m), 2)
+	b = append(b, '-')
+	b = appendPadded(b, int64(d), 2)
+	b = append(b, 'T')
+	secs := clock / microsPerSecond
+	b = appendPadded(b, secs/3600, 2)
+	b = append(b, ':')
+	b = appendPadded(b, secs%3600/60, 2)
+	b = append(b, ':')
+	b = appendPadded(b, secs%60, 2)
+	if frac := clock % microsPerSecond; frac != 0 {
+		n := 6
+		for frac%10 == 0 {
+			frac /= 10
+			n--
+		}
+		b = append(b, '.')
+		b = appendPadded(b, frac, n)
+	}
+	if !local {
+		b = append(b, 'Z')
+	}
+	return b
+}
+
+// appendPadded appends the non-negative v with at least width digits.
+func appendPadded(b []byte, v int64, width int) []byte {
+	s := strconv.AppendInt(nil, v, 10)
+	for i := len(s); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// civilFromDays is the inverse of daysFromCivil (Howard Hinnant's
+// civil_from_days), for days >= 0.
+func civilFromDays(days int64) (y int64, m, d int) {
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y = yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = int(doy - (153*mp+2)/5 + 1)
+	m = int(mp + 3)
+	if mp >= 10 {
+		m = int(mp - 9)
+	}
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
 }
 
 func add64(a, b int64) (int64, bool) {

@@ -87,11 +87,7 @@ func (t *Types) decode(ti *typeInfo, text []byte, depth int) (*event.Value, erro
 		}
 		return newBytes(b), nil
 	case kindTimestamptz, kindTimestamp:
-		us, inf, err := parseTimestamp(text, ti.kind == kindTimestamptz)
-		if err != nil {
-			return nil, err
-		}
-		return newTimestamp(us, ti.kind == kindTimestamp, inf), nil
+		return decodeTimestamp(text, ti.kind == kindTimestamptz)
 	case kindDate:
 		d, inf, err := parseDate(text)
 		if err != nil {

@@ -3,6 +3,7 @@ package pgdecode
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -121,7 +122,7 @@ func TestDecodeNumbers(t *testing.T) {
 		{"xid", 28, "123", "123"},
 		{"xid8", 5069, "18446744073709551615", "18446744073709551615"},
 		{"float8", 701, "1.2345678901234567", "1.2345678901234567"},
-		{"float8 neg zero", 701, "-0", "-0"},
+		{"float8 neg zero", 701, "-0", "-0.0"},
 		{"float8 NaN", 701, "NaN", `"NaN"`},
 		{"float8 Infinity", 701, "Infinity", `"Infinity"`},
 		{"float8 -Infinity", 701, "-Infinity", `"-Infinity"`},
@@ -131,7 +132,7 @@ func TestDecodeNumbers(t *testing.T) {
 		{"float4 0.1", 700, "0.1", "0.1"},
 		{"float4 max", 700, "3.4028235e+38", "3.4028235e+38"},
 		{"float4 min subnormal", 700, "1e-45", "1e-45"},
-		{"float4 neg zero", 700, "-0", "-0"},
+		{"float4 neg zero", 700, "-0", "-0.0"},
 		{"float4 NaN", 700, "NaN", `"NaN"`},
 		{"float4 -Infinity", 700, "-Infinity", `"-Infinity"`},
 		{"float4 old 9 digits", 700, "0.100000001", "0.1"},
@@ -204,7 +205,7 @@ func TestDecodeText(t *testing.T) {
 		{"uuid plain", 2950, "A0EEBC999C0B4EF8BB6D6BB9BD380A11", `"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"`},
 		{"uuid short", 2950, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", ""},
 		{"uuid misplaced dash", 2950, "a0eebc999-c0b-4ef8-bb6d-6bb9bd380a11", ""},
-		{"point", 600, "(1.5,-2)", `{"x":1.5,"y":-2}`},
+		{"point", 600, "(1.5,-2)", `{"x":1.5,"y":-2.0}`},
 		{"point bad", 600, "(1.5;-2)", ""},
 		{"int2vector", 22, "1 2 -3", "[1,2,-3]"},
 		{"int2vector empty", 22, "", "[]"},
@@ -230,8 +231,16 @@ func TestDecodeDateTime(t *testing.T) {
 		{"timestamptz min", 1184, "4713-11-24 00:00:00+00 BC", `"-004712-11-24T00:00:00Z"`},
 		{"timestamptz 5 digit year", 1184, "12345-06-07 08:09:10+00", `"+012345-06-07T08:09:10Z"`},
 		{"timestamptz int64 limit", 1184, "294247-01-10 04:00:54.775807+00", `"+294247-01-10T04:00:54.775807Z"`},
-		{"timestamptz beyond int64", 1184, "294247-01-10 04:00:54.775808+00", ""},
-		{"timestamptz PostgreSQL max", 1184, "294276-12-31 23:59:59.999999+00", ""},
+		// After the int64 limit of event.Timestamp: text with the same JSON.
+		{"timestamptz beyond int64", 1184, "294247-01-10 04:00:54.775808+00", `"+294247-01-10T04:00:54.775808Z"`},
+		{"timestamptz PostgreSQL max", 1184, "294276-12-31 23:59:59.999999+00", `"+294276-12-31T23:59:59.999999Z"`},
+		{"timestamptz far offset", 1184, "294277-01-01 00:30:00.5+01", `"+294276-12-31T23:30:00.5Z"`},
+		{"timestamptz far offset back", 1184, "294250-03-01 00:00:00+02", `"+294250-02-28T22:00:00Z"`},
+		{"timestamptz after PostgreSQL max", 1184, "294276-12-31 23:00:00-02", ""},
+		{"timestamptz year 294277", 1184, "294277-01-01 00:00:00+00", ""},
+		{"timestamp PostgreSQL max", 1114, "294276-12-31 23:59:59.999999", `"+294276-12-31T23:59:59.999999"`},
+		{"timestamp far no fraction", 1114, "294248-02-29 00:00:00", `"+294248-02-29T00:00:00"`},
+		{"timestamp far not leap", 1114, "294249-02-29 00:00:00", ""},
 		{"timestamptz infinity", 1184, "infinity", `"infinity"`},
 		{"timestamptz -infinity", 1184, "-infinity", `"-infinity"`},
 		{"timestamptz leap day", 1184, "2000-02-29 00:00:00+00", `"2000-02-29T00:00:00Z"`},
@@ -323,7 +332,7 @@ func TestDecodeArrays(t *testing.T) {
 		{"int4 no braces", 1007, "1,2", ""},
 		{"int4 bad bounds", 1007, "[0:1]{1,2}", ""},
 		{"int8 big", 1016, "{9223372036854775807,-9223372036854775808}", "[9223372036854775807,-9223372036854775808]"},
-		{"float8 specials", 1022, "{NaN,-Infinity,-0,1.5}", `["NaN","-Infinity",-0,1.5]`},
+		{"float8 specials", 1022, "{NaN,-Infinity,-0,1.5}", `["NaN","-Infinity",-0.0,1.5]`},
 		{"float4", 1021, "{0.1,NULL}", `[0.1,null]`},
 		{"text quoted", 1009, `{"a b",NULL,"NULL","","x\"y\\\\z","a,b{}"}`, `["a b",null,"NULL","","x\"y\\\\z","a,b{}"]`},
 		{"text unquoted escape", 1009, `{a\,b,c}`, `["a,b","c"]`},
@@ -333,7 +342,7 @@ func TestDecodeArrays(t *testing.T) {
 		{"text unicode", 1009, `{héllo,"wörld 🎉"}`, `["héllo","wörld 🎉"]`},
 		{"bpchar padding", 1014, `{"a  ",b}`, `["a  ","b"]`},
 		{"box semicolon delimiter", 1020, "{(3,4),(1,2);(1,1),(0,0)}", `["(3,4),(1,2)","(1,1),(0,0)"]`},
-		{"point", 1017, `{"(1,2)","(3.5,-4)"}`, `[{"x":1,"y":2},{"x":3.5,"y":-4}]`},
+		{"point", 1017, `{"(1,2)","(3.5,-4)"}`, `[{"x":1.0,"y":2.0},{"x":3.5,"y":-4.0}]`},
 		{"bytea", 1001, `{"\\x00ff",NULL}`, `["AP8=",null]`},
 		{"jsonb", 3807, `{"{\"a\": 1}","[1, 2]",NULL}`, `[{"a": 1},[1, 2],null]`},
 		{"timestamptz", 1185, `{"2024-01-02 03:04:05+00",infinity}`, `["2024-01-02T03:04:05Z","infinity"]`},
@@ -399,7 +408,7 @@ func TestDecodeErrorMessage(t *testing.T) {
 	if got, want := err.Error(), `decoding _int4 value "{1,x}": element 2: decoding int4 value "x": invalid syntax: unexpected 'x' in integer`; got != want {
 		t.Fatalf("error = %q, want %q", got, want)
 	}
-	_, err = ty.Decode(1184, []byte("294276-12-31 23:59:59.999999+00"))
+	_, err = ty.Decode(1184, []byte("294277-01-01 00:00:00+00"))
 	if !errors.Is(err, ErrRange) {
 		t.Fatalf("error %v does not wrap ErrRange", err)
 	}
@@ -436,6 +445,32 @@ func TestDecodeDoesNotRetainInput(t *testing.T) {
 		}
 		if after := string(event.AppendValueJSON(nil, v)); after != before {
 			t.Fatalf("value of %q changed with its input buffer: %s -> %s", c.in, before, after)
+		}
+	}
+}
+
+// TestFarTimestampMatchesJSON checks that the text rendering of timestamps
+// after the int64 limit is the one event.AppendTimestamp gives, on the
+// range both can render.
+func TestFarTimestampMatchesJSON(t *testing.T) {
+	from := daysFromCivil(10000, 1, 1)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 100000 {
+		days := from + rnd.Int64N(maxDays-from)
+		clock := rnd.Int64N(microsPerDay)
+		switch i % 4 {
+		case 1:
+			clock -= clock % microsPerSecond
+		case 2:
+			clock -= clock % 1000
+		}
+		if i == 0 {
+			days, clock = from, 0
+		}
+		local := i%2 == 0
+		want := string(event.AppendTimestamp(nil, &event.Timestamp{UnixMicros: days*microsPerDay + clock, Local: local}))
+		if got := string(farTimestamp(nil, days, clock, local)); got != want {
+			t.Fatalf("farTimestamp(%d, %d, %v) = %s, event.AppendTimestamp gives %s", days, clock, local, got, want)
 		}
 	}
 }

@@ -9,9 +9,11 @@ var (
 	// ErrSyntax reports text that is not a valid value of its type (in the
 	// formats fixed by SessionParams).
 	ErrSyntax = errors.New("invalid syntax")
-	// ErrRange reports a valid value that the event envelope cannot hold,
-	// e.g. a timestamp after 294247-01-10T04:00:54.775807Z (the int64
-	// microsecond limit of event.Timestamp).
+	// ErrRange reports a value outside the range of its type (an int8
+	// beyond 64 bits, a timestamp after 294276-12-31): text PostgreSQL
+	// never sends. Every value PostgreSQL can store decodes; timestamps
+	// after the int64 limit of event.Timestamp become text (see
+	// docs/types.md).
 	ErrRange = errors.New("value out of range")
 )
 
