@@ -29,6 +29,9 @@ type backend interface {
 	scroll(ctx context.Context, scrollID string, keepAlive time.Duration) (*response, error)
 	// clearScroll releases a scroll context.
 	clearScroll(ctx context.Context, scrollID string) (*response, error)
+	// mget is POST /_mget with a {"docs":[{"_index","_id"}...]} body, in
+	// real time (the documents written last are seen without a refresh).
+	mget(ctx context.Context, body []byte) (*response, error)
 	// close releases the client.
 	close() error
 }

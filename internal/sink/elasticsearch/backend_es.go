@@ -72,6 +72,10 @@ func (b *esBackend) clearScroll(ctx context.Context, scrollID string) (*response
 	return esDo(esapi.ClearScrollRequest{ScrollID: []string{scrollID}}.Do(ctx, b.client))
 }
 
+func (b *esBackend) mget(ctx context.Context, body []byte) (*response, error) {
+	return esDo(esapi.MgetRequest{Body: bytes.NewReader(body)}.Do(ctx, b.client))
+}
+
 func (b *esBackend) close() error {
 	return b.client.Close(context.Background())
 }

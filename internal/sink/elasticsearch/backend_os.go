@@ -84,6 +84,10 @@ func (b *osBackend) clearScroll(ctx context.Context, scrollID string) (*response
 	return b.do(ctx, http.MethodDelete, opensearchapi.ScrollDeleteReq{ScrollIDs: []string{scrollID}})
 }
 
+func (b *osBackend) mget(ctx context.Context, body []byte) (*response, error) {
+	return b.do(ctx, http.MethodPost, opensearchapi.MGetReq{Body: bytes.NewReader(body)})
+}
+
 func (b *osBackend) close() error {
 	return b.client.Close()
 }

@@ -5,9 +5,11 @@
 // It owns: flavor and version detection, index naming, index creation with
 // the configured settings and mappings, NDJSON bulk encoding, splitting and
 // concurrent sending of bulk requests, retries, error classification
-// (retryable, permanent, stale) and truncate handling. Talking HTTP is left to
-// the official clients (go-elasticsearch and opensearch-go) behind the small
-// backend interface in backend.go; everything else is flavor-agnostic.
+// (retryable, permanent, stale), truncate handling, and filling in unchanged
+// TOAST columns from the batch or the stored documents (toast.go). Talking
+// HTTP is left to the official clients (go-elasticsearch and opensearch-go)
+// behind the small backend interface in backend.go; everything else is
+// flavor-agnostic.
 //
 // Ordering and idempotency come from external versioning: every operation
 // carries version=<event version> and version_type=external_gte, so a replay

@@ -24,6 +24,10 @@ type op struct {
 	id      string
 	version uint64
 	row     *event.Row // the document of an index operation
+	// unchanged lists columns the source did not send (unchanged TOAST
+	// values) that row still lacks; toast.go fills them in before the
+	// operation may be encoded.
+	unchanged []string
 }
 
 // appendOp appends the NDJSON lines of o to b: the action line, written by
@@ -44,6 +48,11 @@ func appendOp(b []byte, o *op) ([]byte, error) {
 	b = append(b, ",\"version_type\":\"external_gte\"}}\n"...)
 	if o.kind == opDelete {
 		return b, nil
+	}
+	if len(o.unchanged) > 0 {
+		// Never reached (fillUnchanged runs first); writing the row would
+		// erase the columns from the document.
+		return b[:start], permanent("unchanged TOAST columns %q were not filled in", o.unchanged)
 	}
 	doc := len(b)
 	b = event.AppendRowJSON(b, o.row)

@@ -254,6 +254,21 @@ func classifyItem(k opKind, it *bulkItem) (itemOutcome, error) {
 	return itemPermanent, &sink.PermanentError{Reason: reason, Status: it.Status}
 }
 
+// classifyGetError classifies the error of one document of an _mget
+// response (a read has no per-document status): a missing index, a
+// transient state to retry (as for bulk items; refused privileges are
+// retried too, as for requests), or a permanent failure (an invalid index
+// name, ...).
+func classifyGetError(e *esError) itemOutcome {
+	switch {
+	case e.Type == "index_not_found_exception":
+		return itemIndexMissing
+	case retryableItemTypes[e.Type] || e.Type == "security_exception":
+		return itemRetry
+	}
+	return itemPermanent
+}
+
 // permanent builds the PermanentError of an event that is rejected before
 // it is sent.
 func permanent(format string, args ...any) error {

@@ -21,6 +21,7 @@ type metrics struct {
 	duration prometheus.Histogram
 	retries  *prometheus.CounterVec // reason
 	bytes    prometheus.Counter
+	toast    *prometheus.CounterVec // outcome (toast.go)
 }
 
 func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
@@ -47,6 +48,11 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 			Help:        "Bytes of bulk request bodies sent to Elasticsearch/OpenSearch, retries included.",
 			ConstLabels: labels,
 		}),
+		toast: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "tidegate_sink_toast_documents_total",
+			Help:        "Events lacking unchanged TOAST columns that were to be written, by outcome (batch: filled in from an earlier event of the batch, index: filled in from the stored document, stale: the index holds a newer version, missing: dead-lettered).",
+			ConstLabels: labels,
+		}, []string{"outcome"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -65,6 +71,10 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 		return nil, err
 	}
 	m.bytes, err = register(reg, m.bytes)
+	if err != nil {
+		return nil, err
+	}
+	m.toast, err = register(reg, m.toast)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/tidegate/tidegate/event"
 )
@@ -32,6 +31,9 @@ type plan struct {
 	next    []int32 // next event about the same document, -1 at the end
 	failed  []bool  // the event was rejected permanently
 	docs    []doc
+	// storedDocBytes is the average size of the stored documents read
+	// last to fill in unchanged TOAST columns (toast.go).
+	storedDocBytes int64
 }
 
 // newPlan prepares every event and groups them per document.
@@ -111,16 +113,14 @@ func (s *Sink) prepare(e *event.Event, o *op) error {
 	switch e.GetOp() {
 	case event.Op_OP_INSERT, event.Op_OP_UPDATE, event.Op_OP_SNAPSHOT:
 		o.kind = opIndex
-		if u := e.GetUnchanged(); len(u) > 0 {
-			// Writing After without these columns would erase them, and the
-			// update API cannot be combined with external versions.
-			return permanent("event has unchanged TOAST columns [%s]: partial updates are not supported yet (set REPLICA IDENTITY FULL on the table so that PostgreSQL sends every column)",
-				strings.Join(u, ", "))
-		}
 		if e.GetAfter() == nil {
 			return permanent("%s event has no after row", event.OpName(e.GetOp()))
 		}
 		o.row = e.GetAfter()
+		// Columns the source did not send (unchanged TOAST values) are
+		// filled in from the batch or the index before the operation is
+		// sent (toast.go): writing the row without them would erase them.
+		o.unchanged = e.GetUnchanged()
 	case event.Op_OP_DELETE:
 		o.kind = opDelete
 	default:
@@ -165,13 +165,21 @@ func (s *Sink) applySegment(ctx context.Context, events []*event.Event, results 
 	}
 	itemAttempt := 0
 	for len(pending) > 0 {
+		var later []int32 // documents whose TOAST values wait for a later round
 		var err error
+		if pending, later, err = s.fillUnchanged(ctx, p, pending); err != nil {
+			return err
+		}
 		if pending, err = s.ensureIndexes(ctx, p, pending); err != nil {
 			return err
 		}
 		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.requestActions(len(pending))}
 		for _, d := range pending {
 			for p.docs[d].cur >= 0 {
+				if len(p.ops[p.docs[d].cur].unchanged) > 0 {
+					later = append(later, d) // the next best event needs filling in
+					break
+				}
 				if err := b.add(&p.ops[p.docs[d].cur], d); err == nil {
 					break
 				} else if !p.reject(d, err) {
@@ -195,6 +203,7 @@ func (s *Sink) applySegment(ctx context.Context, events []*event.Event, results 
 				d := r.tags[j]
 				switch res.outcome {
 				case itemOK:
+					p.ops[p.docs[d].cur].row = nil // values filled in by toast.go can go
 					p.docs[d].cur = -1
 				case itemRetry, itemIndexMissing:
 					if res.outcome == itemIndexMissing {
@@ -211,6 +220,7 @@ func (s *Sink) applySegment(ctx context.Context, events []*event.Event, results 
 			}
 			b.release(r)
 		}
+		pending = append(pending, later...)
 		if retried > 0 {
 			itemAttempt++
 			s.metrics.retries.WithLabelValues("item").Add(float64(retried - 1))

@@ -63,8 +63,6 @@ func TestPlanCollapsesPerDocument(t *testing.T) {
 
 func TestPrepareRejects(t *testing.T) {
 	s := testSink()
-	toast := ins("orders", 1, 1, "v", "a")
-	toast.Unchanged = []string{"body", "blob"}
 	noKey := ins("orders", 1, 1)
 	noKey.Key = nil
 	noAfter := ins("orders", 1, 1)
@@ -80,7 +78,6 @@ func TestPrepareRejects(t *testing.T) {
 		e    *event.Event
 		want string
 	}{
-		{"toast", toast, "unchanged TOAST columns [body, blob]"},
 		{"no key", noKey, "no key"},
 		{"no after", noAfter, "no after row"},
 		{"long id", longID, "513 bytes"},
