@@ -110,6 +110,10 @@ type sourceState struct {
 	// then on a missing slot means the position is lost.
 	Streaming bool           `json:"streaming"`
 	Snapshot  *snapshotState `json:"snapshot,omitempty"`
+	// Added is the snapshot of tables added to the configuration after
+	// Snapshot completed, while it runs (addtable.go); once complete its
+	// tables join Snapshot.Tables.
+	Added *snapshotState `json:"added,omitempty"`
 }
 
 // prepare creates or checks the slot, runs the snapshot the configuration
@@ -164,6 +168,11 @@ func (s *Source) prepare(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 		// snapshot: always) leave documents the snapshot does not rewrite.
 		st = sourceState{Slot: s.cfg.Slot, Snapshot: &snapshotState{Version: uint64(start), Sweep: true}}
 		if err := s.runSnapshot(ctx, conn, &st, ""); err != nil {
+			return 0, err
+		}
+	case found:
+		// Tables added to the configuration since the snapshot.
+		if err := s.snapshotAddedTables(ctx, conn, &st); err != nil {
 			return 0, err
 		}
 	}

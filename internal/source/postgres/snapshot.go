@@ -46,7 +46,10 @@ type chunkRef struct {
 
 // snapshotRun is one running snapshot.
 type snapshotRun struct {
-	st      *sourceState
+	st *sourceState // saved whole by saveState
+	// snap is the snapshot being read: st.Snapshot, or st.Added for
+	// tables added to the configuration later.
+	snap    *snapshotState
 	mu      sync.Mutex
 	changed chan struct{}
 	rows    atomic.Int64
@@ -54,7 +57,7 @@ type snapshotRun struct {
 
 func (r *snapshotRun) chunkDurable(c chunkRef) {
 	r.mu.Lock()
-	ts := r.st.Snapshot.Tables[c.table]
+	ts := r.snap.Tables[c.table]
 	if !ts.Done[c.chunk] {
 		ts.Done[c.chunk] = true
 		ts.Rows += c.rows
@@ -77,6 +80,13 @@ func (s *Source) saveState(ctx context.Context, run *snapshotRun) error {
 // exported == "" it takes a new snapshot (a resumed or repeated snapshot);
 // otherwise it reads through the slot's exported snapshot.
 func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceState, exported string) error {
+	s.listSnapshotTables(st.Snapshot)
+	return s.readSnapshot(ctx, conn, st, st.Snapshot, exported)
+}
+
+// readSnapshot reads the tables of snap (part of st) not yet done, through
+// the exported snapshot, or a new one when exported is "".
+func (s *Source) readSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceState, snap *snapshotState, exported string) error {
 	if exported == "" {
 		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 			return fmt.Errorf("starting the snapshot transaction: %w", err)
@@ -110,10 +120,16 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 		}
 	}
 
-	planner := workers[0]
-	workers = workers[1:]
-	s.listSnapshotTables(st.Snapshot)
-	run := &snapshotRun{st: st, changed: make(chan struct{}, 1)}
+	// (Not reslicing workers: the deferred close must see the planner too,
+	// or its open transaction keeps locks that block DDL on the tables.)
+	planner, readers := workers[0], workers[1:]
+	// The snapshot's rows carry the catalog shape's registry version.
+	for _, ts := range snap.Tables {
+		if err := s.registerSnapshotSchema(ctx, planner, s.byName[ts.Table], pglogrepl.LSN(snap.Version)); err != nil {
+			return err
+		}
+	}
+	run := &snapshotRun{st: st, snap: snap, changed: make(chan struct{}, 1)}
 	s.snap.Store(run)
 	defer s.snap.Store(nil)
 	if err := s.saveState(ctx, run); err != nil {
@@ -122,12 +138,12 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 
 	var estimated, already int64
 	type job struct{ table, chunk int }
-	for _, ts := range st.Snapshot.Tables {
+	for _, ts := range snap.Tables {
 		estimated += max(s.byName[ts.Table].EstimatedRows, 0)
 		already += ts.Rows
 	}
-	s.log.Info("snapshot starting", "tables", len(st.Snapshot.Tables),
-		"estimated_rows", estimated, "version_lsn", pglogrepl.LSN(st.Snapshot.Version), "workers", len(workers))
+	s.log.Info("snapshot starting", "tables", len(snap.Tables),
+		"estimated_rows", estimated, "version_lsn", pglogrepl.LSN(snap.Version), "workers", len(readers))
 	run.rows.Store(already)
 	started := time.Now()
 
@@ -135,7 +151,7 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 	queue := make(chan job)
 	g.Go(func() error {
 		defer close(queue)
-		for ti, ts := range st.Snapshot.Tables {
+		for ti, ts := range snap.Tables {
 			if ts.Done == nil {
 				if err := s.planTable(gctx, planner, run, ts); err != nil {
 					return err
@@ -154,10 +170,10 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 		}
 		return nil
 	})
-	for _, w := range workers {
+	for _, w := range readers {
 		g.Go(func() error {
 			for j := range queue {
-				if err := s.readChunk(gctx, w, st.Snapshot, j.table, j.chunk, run); err != nil {
+				if err := s.readChunk(gctx, w, snap, j.table, j.chunk, run); err != nil {
 					return err
 				}
 			}
@@ -174,7 +190,7 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 	}()
 	err := g.Wait()
 	if err == nil {
-		err = s.emitSweeps(ctx, st.Snapshot)
+		err = s.emitSweeps(ctx, snap)
 	}
 	if err == nil {
 		err = s.opts.Emitter.Flush(ctx)
@@ -188,7 +204,7 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	run.mu.Lock()
-	for _, ts := range st.Snapshot.Tables {
+	for _, ts := range snap.Tables {
 		for ci, d := range ts.Done {
 			if !d {
 				run.mu.Unlock()
@@ -196,7 +212,7 @@ func (s *Source) runSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceStat
 			}
 		}
 	}
-	st.Snapshot.Complete = true
+	snap.Complete = true
 	run.mu.Unlock()
 	if err := s.saveState(ctx, run); err != nil {
 		return err
@@ -345,6 +361,7 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 	}
 
 	origin := s.origins[t]
+	schema := t.snapshotSchemaRef()
 	version := st.Version
 	position := pglogrepl.LSN(version).String()
 	rowsMetric := s.opts.Metrics.SnapshotRows.WithLabelValues(s.opts.Pipeline, ts.Table)
@@ -358,6 +375,7 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 		}
 		ev.Op = event.Op_OP_SNAPSHOT
 		ev.Origin = origin
+		ev.Schema = schema
 		ev.Version = version
 		ev.Position = position
 		ev.Id = s.opts.SourceName + ":snap:" + position + ":" + ts.Table + ":" + event.DocumentID(ev.Key)

@@ -100,12 +100,19 @@ func New(cfg Config, opts Options) (*Source, error) {
 		opts.SnapshotMode = SnapshotInitial
 	}
 	cfg.setDefaults(opts.Pipeline)
-	return &Source{
+	s := &Source{
 		cfg:   cfg,
 		opts:  opts,
 		log:   opts.Logger.With("source", opts.SourceName),
 		types: pgdecode.NewTypes(),
-	}, nil
+	}
+	// The database name goes into every event's origin; it is set once,
+	// here, as connections are opened concurrently (lag watcher, snapshot
+	// workers). A DSN that does not parse fails at the first connect.
+	if cc, err := s.connConfig(); err == nil {
+		s.database = cc.Database
+	}
+	return s, nil
 }
 
 func (c *Config) setDefaults(pipeline string) {
@@ -220,7 +227,6 @@ func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL %s:%d (source %s): %w", cc.Host, cc.Port, s.opts.SourceName, err)
 	}
-	s.database = cc.Database
 	return conn, nil
 }
 

@@ -22,6 +22,8 @@ type relation struct {
 	// key holds indexes into cols of the key columns.
 	key    []int
 	origin *event.Origin
+	// schema is the registry version of this shape (every event carries it).
+	schema *event.SchemaRef
 }
 
 // txState is the transaction being received.
@@ -171,14 +173,9 @@ func (st *streamer) sendStatus(ctx context.Context, reply bool) error {
 	return nil
 }
 
-// housekeeping updates the slot lag metric and emits a heartbeat when idle.
+// housekeeping emits a heartbeat when idle (lag.go reports the slot lag).
 func (st *streamer) housekeeping(ctx context.Context) {
 	s := st.s
-	var lag *int64
-	err := st.conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&lag)
-	if err == nil && lag != nil {
-		s.opts.Metrics.SlotLag.WithLabelValues(s.opts.Pipeline, s.cfg.Slot).Set(float64(*lag))
-	}
 	if time.Since(st.lastActivity) >= s.cfg.HeartbeatInterval && !st.tx.active {
 		// A non-transactional logical message: decoded by our walsender,
 		// it gives a position to confirm even when other databases of the
@@ -198,7 +195,7 @@ func (st *streamer) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 	s := st.s
 	switch m := m.(type) {
 	case *pglogrepl.RelationMessage:
-		return st.relation(ctx, m)
+		return st.relation(ctx, m, xld.WALStart)
 	case *pglogrepl.BeginMessage:
 		st.tx = txState{
 			active:     true,
@@ -230,7 +227,13 @@ func (st *streamer) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 		if err != nil || rel.table == nil {
 			return err
 		}
-		ev, err := st.tupleEvent(rel, m.NewTuple)
+		newTuple := m.NewTuple
+		if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
+			// REPLICA IDENTITY FULL: the old tuple carries every column,
+			// detoasted, so unchanged TOAST values need not stay unknown.
+			newTuple = withUnchangedFromOld(m.NewTuple, m.OldTuple)
+		}
+		ev, err := st.tupleEvent(rel, newTuple)
 		if err != nil {
 			return err
 		}
@@ -302,8 +305,9 @@ func (st *streamer) rel(id uint32) (*relation, error) {
 	return rel, nil
 }
 
-// relation records (or updates, after DDL) a relation's columns.
-func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+// relation records (or updates, after DDL) a relation's columns, and its
+// version in the schema registry. at is where the message was received.
+func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, at pglogrepl.LSN) error {
 	s := st.s
 	t := s.byName[m.Namespace+"."+m.RelationName]
 	rel := &relation{table: t}
@@ -313,7 +317,7 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	}
 	var oids []uint32
 	for _, c := range m.Columns {
-		rel.cols = append(rel.cols, Column{Name: c.Name, TypeOID: c.DataType})
+		rel.cols = append(rel.cols, Column{Name: c.Name, TypeOID: c.DataType, TypeMod: c.TypeModifier})
 		oids = append(oids, c.DataType)
 	}
 	// A relation message follows DDL: forget what we knew of its types
@@ -322,22 +326,67 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	if err := s.types.Load(ctx, st.conn, oids...); err != nil {
 		return fmt.Errorf("loading column types of %s: %w", t.QualifiedName(), err)
 	}
-	for _, k := range t.Key {
-		name := t.Columns[k].Name
-		idx := -1
-		for i, c := range rel.cols {
-			if c.Name == name {
-				idx = i
-			}
-		}
-		if idx < 0 {
-			return fmt.Errorf("key column %s of %s is gone from the replication stream (was it dropped or renamed?); restart tidegate after fixing the key", name, t.QualifiedName())
-		}
-		rel.key = append(rel.key, idx)
+	key, err := t.streamKey(m.Columns)
+	if err != nil {
+		return err
 	}
+	rel.key = key
 	rel.origin = s.origins[t]
+	// pgoutput sends a relation inside the transaction that first uses it:
+	// the shape holds from that transaction's commit on.
+	pos := at
+	if st.tx.active {
+		pos = pglogrepl.LSN(st.tx.version)
+	}
+	ref, err := s.recordSchema(ctx, st.conn, t, rel.schemaColumns(), pos)
+	if err != nil {
+		return err
+	}
+	rel.schema = ref
 	st.relations[m.RelationID] = rel
 	return nil
+}
+
+// schemaColumns is the relation's shape for the schema registry.
+func (rel *relation) schemaColumns() []SchemaColumn {
+	out := make([]SchemaColumn, len(rel.cols))
+	for i, c := range rel.cols {
+		out[i] = SchemaColumn{Name: c.Name, TypeOID: c.TypeOID, TypeMod: c.TypeMod}
+	}
+	for _, k := range rel.key {
+		out[k].Key = true
+	}
+	return out
+}
+
+// withUnchangedFromOld returns the new tuple of an UPDATE with its unchanged
+// TOAST columns ('u') taken from the old tuple where that one carries the
+// value: with REPLICA IDENTITY FULL, PostgreSQL logs the whole old row with
+// out-of-line values inlined (heap_update flattens it), so pgoutput sends
+// them in full even though the new tuple leaves them out. A column that is
+// 'u' in both stays unchanged (listed in Event.unchanged). newTup is not
+// modified: pglogrepl owns it.
+func withUnchangedFromOld(newTup, oldTup *pglogrepl.TupleData) *pglogrepl.TupleData {
+	if newTup == nil || oldTup == nil || len(oldTup.Columns) != len(newTup.Columns) {
+		return newTup // tupleEvent reports the mismatch
+	}
+	var merged []*pglogrepl.TupleDataColumn
+	for i, c := range newTup.Columns {
+		if c.DataType != pglogrepl.TupleDataTypeToast {
+			continue
+		}
+		if o := oldTup.Columns[i]; o.DataType == pglogrepl.TupleDataTypeText {
+			if merged == nil {
+				merged = make([]*pglogrepl.TupleDataColumn, len(newTup.Columns))
+				copy(merged, newTup.Columns)
+			}
+			merged[i] = o
+		}
+	}
+	if merged == nil {
+		return newTup
+	}
+	return &pglogrepl.TupleData{ColumnNum: newTup.ColumnNum, Columns: merged}
 }
 
 // tupleEvent decodes a tuple into an event's key and after row. Unchanged
@@ -384,6 +433,7 @@ func (st *streamer) tupleEvent(rel *relation, tup *pglogrepl.TupleData) (*event.
 
 func (st *streamer) emit(ctx context.Context, rel *relation, ev *event.Event) error {
 	ev.Origin = rel.origin
+	ev.Schema = rel.schema
 	ev.Version = st.tx.version
 	ev.Position = st.tx.position
 	ev.CommitTimeUs = st.tx.commitTime

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tidegate/tidegate/event"
 )
 
 // Table is a captured table's shape as the source knows it.
@@ -16,16 +21,28 @@ type Table struct {
 	Columns      []Column
 	// Key holds indexes into Columns of the key columns, in key order.
 	Key []int
+	// KeyIsPrimary: Key is the primary key (not configured in
+	// sources[].postgres.keys).
+	KeyIsPrimary bool
 	// ReplicaIdentity is d (default), f (full), i (index) or n (nothing).
 	ReplicaIdentity byte
 	// EstimatedRows from pg_class.reltuples (-1 when never analyzed).
 	EstimatedRows int64
+
+	// schemaMu guards the schema registry state of the table: schemaHist
+	// (the stored history as last read or written; nil until first used)
+	// and snapshotSchema (the version snapshot rows carry).
+	schemaMu       sync.Mutex
+	schemaHist     *SchemaHistory
+	snapshotSchema *event.SchemaRef
 }
 
 // Column is one column of a table.
 type Column struct {
 	Name    string
 	TypeOID uint32
+	// TypeMod is the type modifier (atttypmod; -1 when none).
+	TypeMod int32
 }
 
 // QualifiedName is schema.table.
@@ -70,17 +87,20 @@ func loadTable(ctx context.Context, conn *pgx.Conn, name string, keyCols []strin
 	}
 	t.EstimatedRows = int64(reltuples)
 
+	// Generated columns are left out: pgoutput does not replicate them
+	// (PostgreSQL < 18, or publish_generated_columns off), so snapshot rows
+	// and streamed rows have the same columns.
 	rows, err := conn.Query(ctx, `
-		SELECT a.attname, a.atttypid
+		SELECT a.attname, a.atttypid, a.atttypmod
 		FROM pg_attribute a
-		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 		ORDER BY a.attnum`, t.OID)
 	if err != nil {
 		return nil, fmt.Errorf("reading the columns of %s: %w", name, err)
 	}
 	for rows.Next() {
 		var c Column
-		if err := rows.Scan(&c.Name, &c.TypeOID); err != nil {
+		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod); err != nil {
 			return nil, fmt.Errorf("reading the columns of %s: %w", name, err)
 		}
 		t.Columns = append(t.Columns, c)
@@ -90,6 +110,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, name string, keyCols []strin
 	}
 
 	if len(keyCols) == 0 {
+		t.KeyIsPrimary = true
 		rows, err := conn.Query(ctx, `
 			SELECT a.attname
 			FROM pg_index i
@@ -130,6 +151,51 @@ func (t *Table) hasPrimaryKeyOn(ctx context.Context, conn *pgx.Conn, cols []stri
 		     WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) =
 		    (SELECT array_agg(x ORDER BY x) FROM unnest($2::text[]) x)`, t.OID, cols).Scan(&n)
 	return n > 0
+}
+
+// streamKey maps the key columns to the columns of a pgoutput relation
+// message: by name, or, when a primary key column has another name there
+// (renamed while streaming, or WAL from before a rename replayed after a
+// restart), by the key flags pgoutput sets on the primary key columns
+// under REPLICA IDENTITY DEFAULT. Both lists are in column order, so the
+// n-th flagged column is the key column n-th in table order.
+func (t *Table) streamKey(cols []*pglogrepl.RelationMessageColumn) ([]int, error) {
+	key := make([]int, 0, len(t.Key))
+	for _, k := range t.Key {
+		name := t.Columns[k].Name
+		idx := slices.IndexFunc(cols, func(c *pglogrepl.RelationMessageColumn) bool { return c.Name == name })
+		if idx < 0 {
+			key = nil
+			break
+		}
+		key = append(key, idx)
+	}
+	if key != nil {
+		return key, nil
+	}
+	var flagged []int
+	for i, c := range cols {
+		if c.Flags&1 != 0 {
+			flagged = append(flagged, i)
+		}
+	}
+	if !t.KeyIsPrimary || len(flagged) != len(t.Key) {
+		var missing []string
+		for _, k := range t.Key {
+			name := t.Columns[k].Name
+			if !slices.ContainsFunc(cols, func(c *pglogrepl.RelationMessageColumn) bool { return c.Name == name }) {
+				missing = append(missing, name)
+			}
+		}
+		return nil, fmt.Errorf("%w: key column(s) %v of %s are gone from the replication stream (dropped, renamed, or the key changed); "+
+			"give the table a primary key (or configure sources[].postgres.keys to existing columns) and restart tidegate", ErrSetup, missing, t.QualifiedName())
+	}
+	inTableOrder := slices.Clone(t.Key)
+	slices.Sort(inTableOrder)
+	for _, k := range t.Key {
+		key = append(key, flagged[slices.Index(inTableOrder, k)])
+	}
+	return key, nil
 }
 
 func (t *Table) columnIndex(name string) int {
