@@ -83,7 +83,7 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		NoLog:              true,
 		SyncAlways:         cfg.SyncAlways,
 		JetStreamMaxMemory: 64 << 20,
-		MaxPayload:         8 << 20,
+		MaxPayload:         MaxMessageBytes,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -147,3 +147,7 @@ func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
 		errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
 }
+
+// MaxMessageBytes is the largest message of a pipeline stream (the
+// embedded server's payload limit too): a single event cannot be larger.
+const MaxMessageBytes = 8 << 20

@@ -63,3 +63,22 @@ func (s *State) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// DeleteMatching removes every key matching filter, a KV key pattern with
+// NATS wildcards (e.g. "schema.shop.>"), and returns how many it removed.
+func (s *State) DeleteMatching(ctx context.Context, filter string) (int, error) {
+	lister, err := s.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("listing state keys %s: %w", filter, err)
+	}
+	var keys []string
+	for k := range lister.Keys() { // closed (and the watcher stopped) once all are listed
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}

@@ -51,7 +51,7 @@ func (b *Bus) EnsurePipeline(ctx context.Context, pipeline string, cfg StreamCon
 		MaxBytes:    limit,
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  cfg.DuplicateWindow,
-		MaxMsgSize:  8 << 20,
+		MaxMsgSize:  MaxMessageBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("creating stream %s: %w", StreamName(pipeline), err)

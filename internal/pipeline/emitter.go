@@ -46,7 +46,7 @@ type batchBuf struct {
 	table   string
 	id      string // de-duplication id of the message: first event id + count
 	data    []byte
-	ops     [6]int // events per event.Op, counted when published
+	ops     [8]int // events per event.Op, counted when published
 	n       int
 }
 
@@ -54,6 +54,13 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 	size := ev.SizeVT()
 	o := ev.GetOrigin()
 	tid := tableID{o.GetSchema(), o.GetTable()}
+	if size > bus.MaxMessageBytes-(64<<10) {
+		// Skipping it would lose a change silently; the source stops here
+		// and retries, saying why.
+		return fmt.Errorf("event %s of table %s.%s (op %s) is %d bytes, more than a bus message can hold (%d bytes): "+
+			"tidegate cannot carry it and does not skip it (see \"Not guaranteed\" in docs/guarantees.md)",
+			ev.GetId(), o.GetSchema(), o.GetTable(), event.OpName(ev.GetOp()), size, bus.MaxMessageBytes-(64<<10))
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -117,7 +124,7 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 			e.metrics.Events.WithLabelValues(e.pipeline, "source", b.table, event.OpName(event.Op(op))).Add(float64(n))
 		}
 	}
-	b.data, b.n, b.ops = nil, 0, [6]int{}
+	b.data, b.n, b.ops = nil, 0, [8]int{}
 	return nil
 }
 

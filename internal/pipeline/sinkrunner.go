@@ -45,31 +45,52 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	msgs := make(chan jetstream.Msg, consumeBufferMsgs)
-	cc, err := r.cons.Consume(func(m jetstream.Msg) {
-		select {
-		case msgs <- m:
-		case <-ctx.Done():
-			_ = m.Nak() // stopping: let the next run have it at once
-		}
-	}, jetstream.PullMaxBytes(consumeBufferBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			r.log.Debug("consumer", "error", err)
-		}
-	}))
+	// Pull with a bounded buffer: the client holds at most
+	// consumeBufferBytes of messages we have not taken, and a reader hands
+	// them over one by one (it waits while we write, so the bus keeps the
+	// rest: backpressure without buffering in the client).
+	it, err := r.cons.Messages(jetstream.PullMaxBytes(consumeBufferBytes))
 	if err != nil {
 		return fmt.Errorf("consuming for sink %s: %w", r.name, err)
 	}
+	msgs := make(chan jetstream.Msg, consumeBufferMsgs)
+	readerErr := make(chan error, 1)
+	readerDone := make(chan struct{})
+	readerCtx, stopReader := context.WithCancel(ctx)
+	go func() {
+		defer close(readerDone)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || readerCtx.Err() != nil {
+					return
+				}
+				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+					readerErr <- fmt.Errorf("sink %s: its bus consumer is gone: %w", r.name, err)
+					return
+				}
+				// Missed heartbeats and the like: the iterator pulls again.
+				r.log.Debug("consumer", "sink", r.name, "error", err)
+				select {
+				case <-readerCtx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			select {
+			case msgs <- m:
+			case <-readerCtx.Done():
+				_ = m.Nak() // stopping: let the next run have it at once
+				return
+			}
+		}
+	}()
 	batch := make([]jetstream.Msg, 0, consumeBufferMsgs)
 	defer func() {
-		// Drain passes what the client buffered to the handler, which hands
-		// it back (ctx is done); then hand back what we hold.
-		cc.Drain()
-		select {
-		case <-cc.Closed():
-		case <-time.After(5 * time.Second):
-			cc.Stop()
-		}
+		stopReader()
+		it.Stop()
+		<-readerDone
 		// Hand back what was delivered but not processed, so that a
 		// restart gets it without waiting for the ack wait to expire.
 		for _, m := range batch {
@@ -95,6 +116,8 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
+			case err := <-readerErr:
+				return err
 			case m := <-msgs:
 				ord.add(m)
 			case <-gapCheck.C:
@@ -290,7 +313,7 @@ func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.
 	table := ev.GetOrigin().GetSchema() + "." + ev.GetOrigin().GetTable()
 	r.metrics.Events.WithLabelValues(r.pipeline, "dlq:"+r.name, table, event.OpName(ev.GetOp())).Inc()
 	r.dead++
-	if r.dead == 1 || time.Since(r.lastDeadLog) > 10*time.Second {
+	if r.lastDeadLog.IsZero() || time.Since(r.lastDeadLog) > 10*time.Second {
 		r.log.Warn("events sent to the dead-letter queue (inspect with `tidegate dlq list` and the tidegate_events_total{stage=\"dlq:...\"} metric)",
 			"sink", r.name, "since_last_report", r.dead, "last_event", ev.GetId(), "table", table, "error", reason)
 		r.lastDeadLog = time.Now()
