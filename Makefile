@@ -26,7 +26,7 @@ ifdef CI
 export CI
 endif
 
-.PHONY: help services services-stop services-status build test test-unit vet demo bench \
+.PHONY: help services services-stop services-status build test soak test-unit vet demo bench \
 	proto proto-check proto-tools fmt lint
 
 help: ## list the targets
@@ -51,6 +51,11 @@ vet: ## go vet ./...
 test: vet ## vet, start the services, run every test against them (-race -shuffle)
 	scripts/services.sh start
 	. .services/env && go test -race -shuffle=on -count=1 -timeout 45m ./...
+
+soak: ## the chaos convergence test, long: 200 SIGKILLs, 6 Elasticsearch restarts (TIDEGATE_CHAOS_SEED replays a run)
+	scripts/services.sh start
+	. .services/env && TIDEGATE_CHAOS_KILLS=$${TIDEGATE_CHAOS_KILLS:-200} TIDEGATE_CHAOS_ES_RESTARTS=$${TIDEGATE_CHAOS_ES_RESTARTS:-6} \
+		go test -count=1 -v -run '^TestChaosConvergence$$' -timeout 3h ./test/e2e/
 
 test-unit: ## run the tests that need no services (go test -short)
 	go test -race -short ./...

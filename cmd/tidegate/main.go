@@ -45,11 +45,14 @@ Quick start:
        tidegate run -c tidegate.yaml
   4. Watch it: http://127.0.0.1:7070/metrics and /healthz.
   5. Events a sink rejected wait in the dead-letter queue:
-       tidegate dlq list, then tidegate dlq replay --all once fixed.`,
+       tidegate dlq list, then tidegate dlq replay --all once fixed.
+  6. See each pipeline's replication slot, running or not (a stopped one
+     retains WAL on the database server):
+       tidegate status -c tidegate.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), validateCmd(), versionCmd(), pipelineCmd(), dlqCmd())
+	root.AddCommand(runCmd(), validateCmd(), versionCmd(), pipelineCmd(), dlqCmd(), statusCmd())
 	return root
 }
 

@@ -61,7 +61,10 @@ Stop tidegate first. The next run of the pipeline starts from a new snapshot.`,
 				if err := st.Delete(ctx, "source."+name); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "dropped pipeline %s: slot, publication, bus streams and state removed\n", name)
+				if _, err := st.DeleteMatching(ctx, postgres.SchemaKeyPrefix(name)+">"); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "dropped pipeline %s: slot, publication, bus streams, progress and schema history removed\n", name)
 				return nil
 			}
 			return fmt.Errorf("pipeline %q is not in %s", name, path)

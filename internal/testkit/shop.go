@@ -128,14 +128,16 @@ func (w *Workload) Step(ctx context.Context, conn *pgx.Conn) error {
 		n = 2 + w.rnd.IntN(20)
 	}
 	for range n {
-		if err := w.op(ctx, tx); err != nil {
+		if err := w.Op(ctx, tx); err != nil {
 			return err
 		}
 	}
 	return tx.Commit(ctx)
 }
 
-func (w *Workload) op(ctx context.Context, tx pgx.Tx) error {
+// Op makes one random change in tx (a caller's transaction: long ones,
+// ones that roll back).
+func (w *Workload) Op(ctx context.Context, tx pgx.Tx) error {
 	w.Ops++
 	r := w.rnd.IntN(100)
 	var sql string
