@@ -7,10 +7,14 @@ import "strconv"
 //   - a composite key renders as a JSON array of its values ([7,"x"]), which
 //     cannot be ambiguous whatever the values contain.
 func DocumentID(key []*Column) string {
+	return string(AppendDocumentID(make([]byte, 0, 32), key))
+}
+
+// AppendDocumentID appends DocumentID(key) to b.
+func AppendDocumentID(b []byte, key []*Column) []byte {
 	if len(key) == 1 {
-		return string(appendScalarText(nil, key[0].Value))
+		return appendScalarText(b, key[0].Value)
 	}
-	b := make([]byte, 0, 32)
 	b = append(b, '[')
 	for i, c := range key {
 		if i > 0 {
@@ -18,7 +22,7 @@ func DocumentID(key []*Column) string {
 		}
 		b = AppendValueJSON(b, c.Value)
 	}
-	return string(append(b, ']'))
+	return append(b, ']')
 }
 
 // appendScalarText renders a value as text without JSON quoting.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/bus"
@@ -53,7 +54,15 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consuming for sink %s: %w", r.name, err)
 	}
+	// The hand-off holds up to consumeBufferMsgs messages (many small
+	// transactions make one write) but at most handoffBytes of them (few
+	// large snapshot batches).
 	msgs := make(chan jetstream.Msg, consumeBufferMsgs)
+	budget := semaphore.NewWeighted(handoffBytes)
+	take := func(m jetstream.Msg) jetstream.Msg {
+		budget.Release(msgCost(m))
+		return m
+	}
 	readerErr := make(chan error, 1)
 	readerDone := make(chan struct{})
 	readerCtx, stopReader := context.WithCancel(ctx)
@@ -78,10 +87,14 @@ func (r *sinkRunner) run(ctx context.Context) error {
 				}
 				continue
 			}
+			if budget.Acquire(readerCtx, msgCost(m)) != nil {
+				_ = m.Nak() // stopping: let the next run have it at once
+				return
+			}
 			select {
 			case msgs <- m:
 			case <-readerCtx.Done():
-				_ = m.Nak() // stopping: let the next run have it at once
+				_ = m.Nak()
 				return
 			}
 		}
@@ -119,7 +132,7 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			case err := <-readerErr:
 				return err
 			case m := <-msgs:
-				ord.add(m)
+				ord.add(take(m))
 			case <-gapCheck.C:
 				if ord.waiting() {
 					if gapSince.IsZero() {
@@ -134,7 +147,7 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			for {
 				select {
 				case m := <-msgs:
-					ord.add(m)
+					ord.add(take(m))
 				default:
 					break drain
 				}
@@ -210,12 +223,19 @@ func (r *sinkRunner) checkGap(ctx context.Context, ord *orderer, waited time.Dur
 }
 
 // What a sink's consumer holds besides the batch being written: the
-// client's pull buffer (bytes) and the hand-off channel (messages of at
-// most batchMaxBytes each).
+// client's pull buffer (bytes) and the hand-off to the writer (messages and
+// bytes).
 const (
 	consumeBufferBytes = 16 << 20
-	consumeBufferMsgs  = 16
+	consumeBufferMsgs  = 256
+	handoffBytes       = 8 << 20
 )
+
+// msgCost is what a message counts against the hand-off budget (never more
+// than the budget, so that any message can pass).
+func msgCost(m jetstream.Msg) int64 {
+	return min(int64(len(m.Data()))+512, handoffBytes)
+}
 
 // process writes one batch. It returns an error only when the batch could
 // not be settled (ctx done, DLQ unwritable): nothing is acknowledged then.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,7 +25,7 @@ import (
 type options struct {
 	rows        int
 	autocommit  int
-	rate        int
+	rates       string
 	latencyFor  time.Duration
 	bin         string
 	dir         string
@@ -37,7 +39,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.rows, "rows", 1_000_000, "rows to load in total (shop schema)")
 	flag.IntVar(&o.autocommit, "autocommit", 20_000, "single-row autocommit updates in the autocommit scenario")
-	flag.IntVar(&o.rate, "rate", 1000, "updates per second in the latency scenario")
+	flag.StringVar(&o.rates, "rates", "1000,5000", "updates per second in the latency scenario, one run per rate (comma-separated)")
 	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "duration of the latency scenario")
 	flag.StringVar(&o.bin, "bin", "bin/tidegate", "tidegate binary")
 	flag.StringVar(&o.dir, "dir", ".services/bench", "working directory for config, data and log")
@@ -163,13 +165,17 @@ func run(ctx context.Context, o options) (err error) {
 		_ = search.DeleteIndex(ctx, bulkPrefix+tb.Name)
 	}
 
-	step("tidegate: initial snapshot")
 	if err := os.RemoveAll(o.dir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
 	}
+	if err := busOnly(ctx, o, conn, dsn, res, copyRate); err != nil {
+		return err
+	}
+
+	step("tidegate: initial snapshot")
 	cfgPath, logPath := filepath.Join(o.dir, "tidegate.yaml"), filepath.Join(o.dir, "tidegate.log")
 	if err := writeConfig(cfgPath, o, dsn, esURL); err != nil {
 		return err
@@ -197,8 +203,8 @@ func run(ctx context.Context, o options) (err error) {
 	sample()
 	res.HWMSnapshot = max(procStatus(pid, "VmHWM"), sampled)
 	fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB\n", snapBus.Round(time.Millisecond), snapES.Round(time.Millisecond), mib(res.HWMSnapshot))
-	res.add("snapshot PostgreSQL → bus", "rows/s", float64(total)/snapBus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
-		fmt.Sprintf("%d rows; tidegate start until snapshot_progress_ratio=1 in %s; COPY in %s", total, snapBus.Round(time.Millisecond), copyTime.Round(time.Millisecond)))
+	res.add("snapshot PostgreSQL → bus, sink running", "rows/s", float64(total)/snapBus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
+		fmt.Sprintf("%d rows; tidegate start until snapshot_progress_ratio=1 in %s while the sink indexes; COPY in %s", total, snapBus.Round(time.Millisecond), copyTime.Round(time.Millisecond)))
 	res.add("snapshot PostgreSQL → Elasticsearch", "rows/s", float64(total)/snapES.Seconds(), "minimal bulk loader, pre-rendered NDJSON", bulkRate,
 		fmt.Sprintf("tidegate start until sink counter ≥ %d in %s; bulk loader in %s", total, snapES.Round(time.Millisecond), bulkTime.Round(time.Millisecond)))
 
@@ -208,8 +214,14 @@ func run(ctx context.Context, o options) (err error) {
 	if err := autocommit(ctx, o, p, dsn, conn, res); err != nil {
 		return err
 	}
-	if err := latency(ctx, o, p, dsn, res); err != nil {
-		return err
+	for _, r := range strings.Split(o.rates, ",") {
+		rate, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || rate <= 0 {
+			return fmt.Errorf("-rates %q: %q is not a positive number", o.rates, r)
+		}
+		if err := latency(ctx, o, rate, p, dsn, res); err != nil {
+			return err
+		}
 	}
 	if err := startup(ctx, o, &p, conn, cfgPath, logPath, res); err != nil {
 		return err

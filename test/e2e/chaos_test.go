@@ -57,7 +57,14 @@ func TestChaosConvergence(t *testing.T) {
 	testkit.Exec(t, e.conn, toastE2ESchema)
 	e.tables = append(e.tables, toastTables...)
 	for _, tb := range toastTables {
-		testkit.Exec(t, e.conn, `INSERT INTO `+tb+` SELECT i, 'first', 0, md5_chain('body' || i, 100 + i % 50 * 60), md5_doc('doc' || i, 100 + i % 40 * 70) FROM generate_series(1, 300) i`)
+		// Out of line without compression: values of a few kB are TOASTed
+		// (as large ones are) while keeping the run's volume modest.
+		testkit.Exec(t, e.conn, `ALTER TABLE `+tb+` ALTER COLUMN body SET STORAGE EXTERNAL, ALTER COLUMN doc SET STORAGE EXTERNAL`,
+			`INSERT INTO `+tb+` SELECT i, 'first', 0, md5_chain('body' || i, 70 + i % 50 * 4), md5_doc('doc' || i, 70 + i % 40 * 3) FROM generate_series(1, 300) i`)
+		var toasted bool
+		if err := e.conn.QueryRow(ctx, `SELECT pg_relation_size(reltoastrelid) > 0 FROM pg_class WHERE oid = $1::regclass`, tb).Scan(&toasted); err != nil || !toasted {
+			t.Fatalf("%s: values not stored out of line (err %v): the run would not exercise TOAST", tb, err)
+		}
 	}
 	// Enough rows that the first kills land in the snapshot.
 	if err := testkit.LoadShop(ctx, e.conn, 30000); err != nil {
@@ -304,7 +311,7 @@ func toastOp(ctx context.Context, tx pgx.Tx, rnd *rand.Rand) error {
 		args = []any{id, fmt.Sprint("t", rnd.IntN(1000))}
 	case r < 7:
 		sql = `UPDATE ` + tb + ` SET body = md5_chain($2, $3) WHERE id = $1`
-		args = []any{id, fmt.Sprint("b", rnd.Uint64()), 70 + rnd.IntN(3000)}
+		args = []any{id, fmt.Sprint("b", rnd.Uint64()), 70 + rnd.IntN(250)}
 	case r < 8:
 		sql = `DELETE FROM ` + tb + ` WHERE id = $1`
 		args = []any{id}
@@ -312,7 +319,7 @@ func toastOp(ctx context.Context, tx pgx.Tx, rnd *rand.Rand) error {
 		sql = `INSERT INTO ` + tb + ` VALUES ($1, 'ins', 0, md5_chain($2, $3), md5_doc($2, $4))
 			ON CONFLICT (id) DO UPDATE SET title = 'reins', doc = excluded.doc`
 		seedText := fmt.Sprint("i", rnd.Uint64())
-		args = []any{id, seedText, 70 + rnd.IntN(3000), 70 + rnd.IntN(2000)}
+		args = []any{id, seedText, 70 + rnd.IntN(250), 70 + rnd.IntN(150)}
 	}
 	_, err := tx.Exec(ctx, sql, args...)
 	return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/bus"
@@ -60,7 +61,7 @@ func (e *regEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		return ctx.Err()
 	}
 	e.mu.Lock()
-	e.events = append(e.events, ev)
+	e.events = append(e.events, proto.Clone(ev).(*event.Event)) // Emit must not retain ev
 	e.mu.Unlock()
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tidegate/tidegate/event"
+	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
 )
 
 // snapshotState is the persistent progress of a snapshot.
@@ -367,8 +368,10 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 	rowsMetric := s.opts.Metrics.SnapshotRows.WithLabelValues(s.opts.Pipeline, ts.Table)
 	rr := conn.PgConn().ExecParams(ctx, sql, params, oids, nil, nil)
 	var n int64
+	var rb rowBuilder
+	idPrefix := s.opts.SourceName + ":snap:" + position + ":" + ts.Table + ":"
 	for rr.NextRow() {
-		ev, err := s.rowEvent(t, rr.Values())
+		ev, err := rb.build(s, t, rr.Values())
 		if err != nil {
 			rr.Close()
 			return err
@@ -378,7 +381,8 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 		ev.Schema = schema
 		ev.Version = version
 		ev.Position = position
-		ev.Id = s.opts.SourceName + ":snap:" + position + ":" + ts.Table + ":" + event.DocumentID(ev.Key)
+		rb.id = event.AppendDocumentID(append(rb.id[:0], idPrefix...), ev.Key)
+		ev.Id = string(rb.id)
 		if err := s.opts.Emitter.Emit(ctx, ev); err != nil {
 			rr.Close()
 			return err
@@ -397,26 +401,49 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 	return s.opts.Emitter.Mark(ctx, chunkRef{table: ti, chunk: ci, rows: n})
 }
 
-// rowEvent decodes a full row (text format) into an event's key and after.
-func (s *Source) rowEvent(t *Table, vals [][]byte) (*event.Event, error) {
+// rowBuilder decodes the rows a snapshot reader reads into one event it
+// reuses, with the values in an arena reset for every row (Emit does not
+// retain events): a row costs no allocation besides its arrays.
+type rowBuilder struct {
+	arena pgdecode.Arena
+	ev    event.Event
+	row   event.Row
+	cols  []*event.Column
+	store []event.Column
+	key   []*event.Column
+	id    []byte
+}
+
+// build decodes a full row (text format) into the event's key and after;
+// the other fields of the event are reset.
+func (b *rowBuilder) build(s *Source, t *Table, vals [][]byte) (*event.Event, error) {
 	if len(vals) != len(t.Columns) {
 		return nil, fmt.Errorf("%s: got %d columns, expected %d (did the table change during the snapshot?)", t.QualifiedName(), len(vals), len(t.Columns))
 	}
-	cols := make([]*event.Column, len(vals))
-	store := make([]event.Column, len(vals)) // one allocation for the row's columns
+	if len(b.store) != len(vals) {
+		b.store = make([]event.Column, len(vals))
+		b.cols = make([]*event.Column, len(vals))
+		for i := range b.store {
+			b.cols[i] = &b.store[i]
+		}
+	}
+	if len(b.key) != len(t.Key) {
+		b.key = make([]*event.Column, len(t.Key))
+	}
+	b.arena.Reset()
 	for i, raw := range vals {
-		v, err := s.types.Decode(t.Columns[i].TypeOID, raw)
+		v, err := s.types.DecodeIn(&b.arena, t.Columns[i].TypeOID, raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s.%s: %w", t.QualifiedName(), t.Columns[i].Name, err)
 		}
-		store[i].Name, store[i].Value = t.Columns[i].Name, v
-		cols[i] = &store[i]
+		b.store[i].Name, b.store[i].Value = t.Columns[i].Name, v
 	}
-	key := make([]*event.Column, len(t.Key))
 	for i, k := range t.Key {
-		key[i] = cols[k]
+		b.key[i] = b.cols[k]
 	}
-	return &event.Event{Key: key, After: &event.Row{Columns: cols}}, nil
+	b.row.Columns = b.cols
+	b.ev = event.Event{Key: b.key, After: &b.row}
+	return &b.ev, nil
 }
 
 func quoteLiteral(s string) string {

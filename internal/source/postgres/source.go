@@ -23,6 +23,9 @@ import (
 // Source.Durable(position) is called once every event emitted before it (by
 // the same goroutine) is durable. Flush waits until everything emitted is
 // durable. All three are safe for concurrent use.
+//
+// Emit must not retain the event, or anything it points to, after it
+// returns: the snapshot reuses one event per reader (encode or clone it).
 type Emitter interface {
 	Emit(ctx context.Context, e *event.Event) error
 	Mark(ctx context.Context, position any) error

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tidegate/tidegate/event"
+	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
 )
 
 // relation is a table as the replication stream describes it.
@@ -49,6 +50,22 @@ type streamer struct {
 	received     pglogrepl.LSN
 	lastActivity time.Time
 	lastReported pglogrepl.LSN
+	// newTup and oldTup build the events of one message's tuples; they are
+	// reused for the next message (Emit does not retain events).
+	newTup, oldTup tupleBuilder
+}
+
+// tupleBuilder decodes tuples into one event it reuses, with the values in
+// an arena: a change costs no allocation besides its arrays and ids.
+type tupleBuilder struct {
+	arena pgdecode.Arena
+	ev    event.Event
+	row   event.Row
+	store []event.Column
+	cols  []*event.Column
+	byIdx []*event.Column
+	key   []*event.Column
+	unch  []string
 }
 
 // stream runs pgoutput replication from start until ctx is done.
@@ -216,7 +233,7 @@ func (st *streamer) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 		if err != nil || rel.table == nil {
 			return err
 		}
-		ev, err := st.tupleEvent(rel, m.Tuple)
+		ev, err := st.tupleEvent(rel, m.Tuple, &st.newTup)
 		if err != nil {
 			return err
 		}
@@ -233,13 +250,13 @@ func (st *streamer) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 			// detoasted, so unchanged TOAST values need not stay unknown.
 			newTuple = withUnchangedFromOld(m.NewTuple, m.OldTuple)
 		}
-		ev, err := st.tupleEvent(rel, newTuple)
+		ev, err := st.tupleEvent(rel, newTuple, &st.newTup)
 		if err != nil {
 			return err
 		}
 		ev.Op = event.Op_OP_UPDATE
 		if m.OldTuple != nil {
-			old, err := st.tupleEvent(rel, m.OldTuple)
+			old, err := st.tupleEvent(rel, m.OldTuple, &st.oldTup)
 			if err != nil {
 				return err
 			}
@@ -263,7 +280,7 @@ func (st *streamer) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 		if m.OldTuple == nil {
 			return fmt.Errorf("delete on %s carries no key (REPLICA IDENTITY NOTHING?): set REPLICA IDENTITY DEFAULT or FULL", rel.table.QualifiedName())
 		}
-		old, err := st.tupleEvent(rel, m.OldTuple)
+		old, err := st.tupleEvent(rel, m.OldTuple, &st.oldTup)
 		if err != nil {
 			return err
 		}
@@ -391,44 +408,57 @@ func withUnchangedFromOld(newTup, oldTup *pglogrepl.TupleData) *pglogrepl.TupleD
 
 // tupleEvent decodes a tuple into an event's key and after row. Unchanged
 // TOAST columns are listed in Unchanged and left out of After.
-func (st *streamer) tupleEvent(rel *relation, tup *pglogrepl.TupleData) (*event.Event, error) {
+func (st *streamer) tupleEvent(rel *relation, tup *pglogrepl.TupleData, b *tupleBuilder) (*event.Event, error) {
 	if tup == nil {
 		return nil, errors.New("missing tuple data")
 	}
 	if len(tup.Columns) != len(rel.cols) {
 		return nil, fmt.Errorf("%s: tuple has %d columns, relation %d", rel.table.QualifiedName(), len(tup.Columns), len(rel.cols))
 	}
-	ev := &event.Event{After: &event.Row{Columns: make([]*event.Column, 0, len(rel.cols))}}
-	byIdx := make([]*event.Column, len(rel.cols))
+	n := len(rel.cols)
+	if cap(b.store) < n {
+		b.store = make([]event.Column, n)
+		b.byIdx = make([]*event.Column, n)
+	}
+	b.store, b.byIdx = b.store[:n], b.byIdx[:n]
+	b.cols, b.key, b.unch = b.cols[:0], b.key[:0], b.unch[:0]
+	b.arena.Reset()
 	for i, c := range tup.Columns {
 		col := rel.cols[i]
+		b.byIdx[i] = nil
 		var v *event.Value
 		switch c.DataType {
 		case 'n':
-			v = event.Null()
+			v, _ = st.s.types.DecodeIn(&b.arena, col.TypeOID, nil)
 		case 'u':
-			ev.Unchanged = append(ev.Unchanged, col.Name)
+			b.unch = append(b.unch, col.Name)
 			continue
 		case 't':
 			var err error
-			v, err = st.s.types.Decode(col.TypeOID, c.Data)
+			v, err = st.s.types.DecodeIn(&b.arena, col.TypeOID, c.Data)
 			if err != nil {
 				return nil, fmt.Errorf("%s.%s: %w", rel.table.QualifiedName(), col.Name, err)
 			}
 		default:
 			return nil, fmt.Errorf("%s.%s: unexpected tuple data kind %q", rel.table.QualifiedName(), col.Name, c.DataType)
 		}
-		ec := &event.Column{Name: col.Name, Value: v}
-		byIdx[i] = ec
-		ev.After.Columns = append(ev.After.Columns, ec)
+		ec := &b.store[i]
+		*ec = event.Column{Name: col.Name, Value: v}
+		b.byIdx[i] = ec
+		b.cols = append(b.cols, ec)
 	}
 	for _, k := range rel.key {
-		if byIdx[k] == nil {
+		if b.byIdx[k] == nil {
 			return nil, fmt.Errorf("%s: key column %s not in the tuple", rel.table.QualifiedName(), rel.cols[k].Name)
 		}
-		ev.Key = append(ev.Key, byIdx[k])
+		b.key = append(b.key, b.byIdx[k])
 	}
-	return ev, nil
+	b.row = event.Row{Columns: b.cols}
+	b.ev = event.Event{After: &b.row, Key: b.key}
+	if len(b.unch) > 0 {
+		b.ev.Unchanged = b.unch
+	}
+	return &b.ev, nil
 }
 
 func (st *streamer) emit(ctx context.Context, rel *relation, ev *event.Event) error {

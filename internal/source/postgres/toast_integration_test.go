@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/testkit"
@@ -208,7 +209,7 @@ type toastEmitter struct {
 
 func (e *toastEmitter) Emit(_ context.Context, ev *event.Event) error {
 	e.mu.Lock()
-	e.events = append(e.events, ev)
+	e.events = append(e.events, proto.Clone(ev).(*event.Event)) // Emit must not retain ev
 	e.mu.Unlock()
 	return nil
 }

@@ -202,7 +202,7 @@ func (p *arrayParser) decode(text []byte) (*event.Value, error) {
 		p.floats = p.floats[1:]
 		return v, nil
 	}
-	return p.t.decode(p.elem, text, p.depth)
+	return p.t.decode(nil, p.elem, text, p.depth)
 }
 
 // quoted parses a double-quoted element with backslash escapes and returns

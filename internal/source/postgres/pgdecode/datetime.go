@@ -314,20 +314,20 @@ func parseTimestampParts(s []byte, withZone bool) (days, clock int64, inf int32,
 // in between becomes a text value holding exactly the JSON rendering a
 // timestamp would have ("+294276-12-31T23:59:59.999999Z"), so no valid row
 // fails to decode and JSON documents are the same either way.
-func decodeTimestamp(s []byte, withZone bool) (*event.Value, error) {
+func decodeTimestamp(a *Arena, s []byte, withZone bool) (*event.Value, error) {
 	days, clock, inf, err := parseTimestampParts(s, withZone)
 	if err != nil {
 		return nil, err
 	}
 	if inf != 0 {
-		return newTimestamp(0, !withZone, inf), nil
+		return a.timestamp(0, !withZone, inf), nil
 	}
 	if days < -maxDays || days >= pgEndDays {
 		return nil, ErrRange // not a PostgreSQL timestamp
 	}
 	if days <= maxDays {
 		if us, ok := add64(days*microsPerDay, clock); ok {
-			return newTimestamp(us, !withZone, 0), nil
+			return a.timestamp(us, !withZone, 0), nil
 		}
 	}
 	return newText(string(farTimestamp(nil, days, clock, !withZone))), nil

@@ -14,11 +14,17 @@ const maxDepth = 32
 // as an error; errors report malformed input as a *DecodeError naming the
 // type. The result does not reference text.
 func (t *Types) Decode(oid uint32, text []byte) (*event.Value, error) {
+	return t.DecodeIn(nil, oid, text)
+}
+
+// DecodeIn is Decode with the value (when scalar) and its text in a: valid
+// until a.Reset, and it may reference a's memory. A nil a is Decode.
+func (t *Types) DecodeIn(a *Arena, oid uint32, text []byte) (*event.Value, error) {
 	if text == nil {
-		return event.Null(), nil
+		return a.null(), nil
 	}
 	ti := t.lookup(oid)
-	v, err := t.decode(ti, text, 0)
+	v, err := t.decode(a, ti, text, 0)
 	if err != nil {
 		return nil, newDecodeError(t.TypeName(oid), text, err)
 	}
@@ -26,31 +32,32 @@ func (t *Types) Decode(oid uint32, text []byte) (*event.Value, error) {
 }
 
 // decode converts non-NULL text of type ti (nil: unknown, decoded as text).
-func (t *Types) decode(ti *typeInfo, text []byte, depth int) (*event.Value, error) {
+// Scalars go in a (nil: the heap); arrays, composites and hstore use the heap.
+func (t *Types) decode(a *Arena, ti *typeInfo, text []byte, depth int) (*event.Value, error) {
 	if ti == nil {
-		return newText(string(text)), nil
+		return a.text(string(text)), nil
 	}
 	switch ti.kind {
 	case kindText:
-		return newText(string(text)), nil
+		return a.text(string(text)), nil
 	case kindBool:
 		b, err := parseBool(text)
 		if err != nil {
 			return nil, err
 		}
-		return newBool(b), nil
+		return a.bool(b), nil
 	case kindInt:
 		n, err := parseInt(text, 64)
 		if err != nil {
 			return nil, err
 		}
-		return newInt(n), nil
+		return a.int(n), nil
 	case kindUint32:
 		n, err := parseUint(text, 32)
 		if err != nil {
 			return nil, err
 		}
-		return newInt(int64(n)), nil
+		return a.int(int64(n)), nil
 	case kindUint64:
 		n, err := parseUint(text, 64)
 		if err != nil {
@@ -62,38 +69,38 @@ func (t *Types) decode(ti *typeInfo, text []byte, depth int) (*event.Value, erro
 		if err != nil {
 			return nil, err
 		}
-		return newFloat(f), nil
+		return a.float(f), nil
 	case kindFloat8:
 		f, err := parseFloat8(text)
 		if err != nil {
 			return nil, err
 		}
-		return newFloat(f), nil
+		return a.float(f), nil
 	case kindNumeric:
 		if err := checkNumeric(text); err != nil {
 			return nil, err
 		}
-		return newDecimal(string(text)), nil
+		return a.decimal(string(text)), nil
 	case kindMoney:
 		s, err := parseMoney(text)
 		if err != nil {
 			return nil, err
 		}
-		return newDecimal(s), nil
+		return a.decimal(s), nil
 	case kindBytea:
 		b, err := parseBytea(text)
 		if err != nil {
 			return nil, err
 		}
-		return newBytes(b), nil
+		return a.bytesValue(b), nil
 	case kindTimestamptz, kindTimestamp:
-		return decodeTimestamp(text, ti.kind == kindTimestamptz)
+		return decodeTimestamp(a, text, ti.kind == kindTimestamptz)
 	case kindDate:
 		d, inf, err := parseDate(text)
 		if err != nil {
 			return nil, err
 		}
-		return newDate(d, inf), nil
+		return a.date(d, inf), nil
 	case kindTime, kindTimetz:
 		us, off, err := parseTime(text, ti.kind == kindTimetz)
 		if err != nil {
@@ -107,13 +114,13 @@ func (t *Types) decode(ti *typeInfo, text []byte, depth int) (*event.Value, erro
 		}
 		return newInterval(mon, day, us), nil
 	case kindJSON:
-		return newJSON(string(text)), nil
+		return a.json(string(text)), nil
 	case kindUUID:
 		u, err := parseUUID(text)
 		if err != nil {
 			return nil, err
 		}
-		return newUUID(u), nil
+		return a.uuid(u), nil
 	case kindPoint:
 		x, y, err := parsePoint(text)
 		if err != nil {
@@ -134,7 +141,7 @@ func (t *Types) decode(ti *typeInfo, text []byte, depth int) (*event.Value, erro
 		if depth >= maxDepth {
 			return nil, fmt.Errorf("%w: types nested deeper than %d", ErrSyntax, maxDepth)
 		}
-		return t.decode(t.lookup(ti.base), text, depth+1)
+		return t.decode(a, t.lookup(ti.base), text, depth+1)
 	case kindArray:
 		return t.decodeArray(ti, text, depth)
 	case kindComposite:
@@ -142,7 +149,7 @@ func (t *Types) decode(ti *typeInfo, text []byte, depth int) (*event.Value, erro
 	case kindHstore:
 		return decodeHstore(text)
 	}
-	return newText(string(text)), nil
+	return a.text(string(text)), nil
 }
 
 var pointFields = []string{"x", "y"}

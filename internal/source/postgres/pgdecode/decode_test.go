@@ -62,6 +62,7 @@ type decodeCase struct {
 func runDecodeCases(t *testing.T, cases []decodeCase) {
 	t.Helper()
 	ty := testTypes()
+	arena := &Arena{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v, err := ty.Decode(c.oid, []byte(c.in))
@@ -80,6 +81,24 @@ func runDecodeCases(t *testing.T, cases []decodeCase) {
 			}
 			if got := string(event.AppendValueJSON(nil, v)); got != c.want {
 				t.Fatalf("Decode(%s, %q) = %s, want %s", ty.TypeName(c.oid), c.in, got, c.want)
+			}
+			// The same through an arena, used before (values recycled) and
+			// again after (this value's memory reused): same result while
+			// valid, and the heap-decoded value is unaffected.
+			in := []byte(c.in)
+			for range 3 {
+				arena.Reset()
+				av, err := ty.DecodeIn(arena, c.oid, in)
+				if err != nil {
+					t.Fatalf("DecodeIn(%s, %q): %v", ty.TypeName(c.oid), c.in, err)
+				}
+				if got := string(event.AppendValueJSON(nil, av)); got != c.want {
+					t.Fatalf("DecodeIn(%s, %q) = %s, want %s", ty.TypeName(c.oid), c.in, got, c.want)
+				}
+				_, _ = ty.DecodeIn(arena, 25, []byte("overwrite the arena's text"))
+			}
+			if got := string(event.AppendValueJSON(nil, v)); got != c.want {
+				t.Fatalf("Decode(%s, %q) changed by arena use: %s, want %s", ty.TypeName(c.oid), c.in, got, c.want)
 			}
 		})
 	}

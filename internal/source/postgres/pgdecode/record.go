@@ -60,7 +60,7 @@ func (t *Types) decodeComposite(ti *typeInfo, s []byte, depth int) (*event.Value
 			return nil, fmt.Errorf("%w: record has more than the %d attributes of %s (type changed? Forget and Load it again)", ErrSyntax, n, ti.label)
 		}
 		if !empty {
-			v, err := t.decode(t.lookup(ti.fieldTypes[k]), buf, depth+1)
+			v, err := t.decode(nil, t.lookup(ti.fieldTypes[k]), buf, depth+1)
 			if err != nil {
 				return nil, fmt.Errorf("attribute %s: %w", ti.fieldNames[k], newDecodeError(label(t.lookup(ti.fieldTypes[k])), buf, err))
 			}
