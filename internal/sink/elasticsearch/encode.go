@@ -15,6 +15,11 @@ type opKind uint8
 const (
 	opIndex  opKind = iota + 1 // full document, external_gte version
 	opDelete                   // delete, external_gte version
+	// opProbe is a delete with version_type=external (strictly greater):
+	// sent only for a document known to be absent, it answers 409 when a
+	// delete of the same or a newer version is remembered (a tombstone;
+	// index.gc_deletes, 60 s by default), i.e. an event is stale (toast.go).
+	opProbe
 )
 
 // op is one bulk operation.
@@ -35,7 +40,7 @@ type op struct {
 // was) when the document is not valid JSON and cannot be made one line.
 func appendOp(b []byte, o *op) ([]byte, error) {
 	start := len(b)
-	if o.kind == opDelete {
+	if o.kind == opDelete || o.kind == opProbe {
 		b = append(b, `{"delete":{"_index":`...)
 	} else {
 		b = append(b, `{"index":{"_index":`...)
@@ -45,6 +50,9 @@ func appendOp(b []byte, o *op) ([]byte, error) {
 	b = event.AppendString(b, o.id)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, o.version, 10)
+	if o.kind == opProbe {
+		return append(b, ",\"version_type\":\"external\"}}\n"...), nil
+	}
 	b = append(b, ",\"version_type\":\"external_gte\"}}\n"...)
 	if o.kind == opDelete {
 		return b, nil

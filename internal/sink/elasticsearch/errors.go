@@ -200,6 +200,7 @@ const (
 	itemRetry
 	itemIndexMissing // the index vanished: create it again, then retry
 	itemPermanent
+	itemStale // an opProbe answered 409: a tombstone at the same or a newer version
 )
 
 // retryableItemTypes are per-item errors that go away by themselves (or
@@ -238,9 +239,11 @@ func classifyItem(k opKind, it *bulkItem) (itemOutcome, error) {
 		typ = it.Error.Type
 	}
 	switch {
+	case it.Status == http.StatusConflict && k == opProbe:
+		return itemStale, nil
 	case it.Status == http.StatusConflict && (typ == "version_conflict_engine_exception" || typ == ""):
 		return itemOK, nil // stale: the index holds the same or a newer version
-	case it.Status == http.StatusNotFound && k == opDelete:
+	case it.Status == http.StatusNotFound && (k == opDelete || k == opProbe):
 		return itemOK, nil // nothing to delete (document or index missing)
 	case typ == "index_not_found_exception":
 		return itemIndexMissing, errors.New(it.Error.String())

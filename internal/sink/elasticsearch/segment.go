@@ -21,6 +21,9 @@ type doc struct {
 	key        docKey
 	head, tail int32 // first and last event about the document
 	cur        int32 // the event being applied; -1 when done
+	// probed: the document was found absent and no tombstone says its
+	// events are stale (toast.go).
+	probed bool
 }
 
 // plan is a segment (events between truncates) collapsed per document.

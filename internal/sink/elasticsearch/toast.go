@@ -27,8 +27,22 @@ import (
 //     (real time, so the writes of earlier batches are seen without a
 //     refresh). If the stored version is not newer than the event's, the
 //     value is copied; if it is newer, the event is stale (result nil, as
-//     for a 409); if the document or the field is missing, the event gets a
-//     PermanentError that says how to avoid it (dead-letter queue).
+//     for a 409); if the document is absent, a probe asks whether it was
+//     deleted by a newer event (below); if it was not, or the field is
+//     missing, the event gets a PermanentError that says how to avoid it
+//     (dead-letter queue).
+//
+// The probe: a document can be absent because a newer delete was applied
+// already, when events are delivered again after a crash (the first run
+// applied a batch holding the update and a later delete of the row, and
+// did not acknowledge it; the second run's batch ends between the two).
+// The update is then stale, not an error. The sink sends a delete with
+// version_type=external (strictly greater) and the event's version: the
+// cluster answers 409 when it remembers a delete of the same or a newer
+// version (tombstones are kept for index.gc_deletes, 60 s by default, and
+// not across a restart of the cluster). Otherwise the delete finds nothing
+// and leaves a tombstone at the event's version, which only rejects older
+// writes of a document that is absent anyway.
 //
 // Copying from the index is race-free: this sink is the only writer of the
 // document while the batch is applied, and the write that follows still
@@ -73,6 +87,7 @@ const (
 	fillReady fillState = iota // the current operation can be sent
 	fillDone                   // nothing left to send (stale, or every event rejected)
 	fillFetch                  // the stored document is needed
+	fillProbe                  // the stored document is absent: probe for a newer delete
 )
 
 // fillUnchanged completes the current operations of the pending documents
@@ -118,13 +133,87 @@ func (s *Sink) fillUnchanged(ctx context.Context, p *plan, pending []int32) (rea
 		}
 		read += got
 		p.storedDocBytes = max(got/int64(len(wave)), 1)
+		var probe []int32
+		var probeStored []*storedDoc
 		for i, d := range wave {
-			if s.complete(p, d, stored[i]) == fillReady {
+			switch s.complete(p, d, stored[i]) {
+			case fillReady:
+				ready = append(ready, d)
+			case fillProbe:
+				probe, probeStored = append(probe, d), append(probeStored, stored[i])
+			}
+		}
+		if len(probe) == 0 {
+			continue
+		}
+		stale, err := s.probeDeleted(ctx, p, probe)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, d := range probe {
+			if stale[i] {
+				s.metrics.toast.WithLabelValues(toastStale).Inc()
+				p.docs[d].cur = -1
+				continue
+			}
+			p.docs[d].probed = true
+			if s.complete(p, d, probeStored[i]) == fillReady {
 				ready = append(ready, d)
 			}
 		}
 	}
 	return ready, later, nil
+}
+
+// probeDeleted reports, for each document (absent from its index), whether
+// the cluster remembers a delete of it with the version of its current
+// event or a newer one: see the probe above.
+func (s *Sink) probeDeleted(ctx context.Context, p *plan, docs []int32) ([]bool, error) {
+	stale := make([]bool, len(docs))
+	pending := make([]int32, len(docs))
+	for i := range docs {
+		pending[i] = int32(i)
+	}
+	for attempt := 1; len(pending) > 0; attempt++ {
+		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.cfg.BulkMaxActions}
+		for _, i := range pending {
+			o := &p.ops[p.docs[docs[i]].cur]
+			probe := op{kind: opProbe, index: o.index, id: o.id, version: o.version}
+			if err := b.add(&probe, i); err != nil { // cannot happen for deletes
+				return nil, err
+			}
+		}
+		reqs := b.finish()
+		out, err := s.execute(ctx, reqs)
+		pending = pending[:0]
+		var lastErr error
+		for ri, r := range reqs {
+			if err == nil {
+				for j, res := range out[ri] {
+					switch res.outcome {
+					case itemStale:
+						stale[r.tags[j]] = true
+					case itemRetry:
+						pending = append(pending, r.tags[j])
+						lastErr = res.err
+					}
+					// Anything else (not found, a missing index, a permanent
+					// failure): no newer delete is known.
+				}
+			}
+			b.release(r)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(pending) > 0 {
+			re := &requestError{Cause: "item", Reason: lastErr.Error()}
+			if err := s.retryWait(ctx, "probing for deleted documents", attempt, re); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return stale, nil
 }
 
 // complete fills the current operation of document d from the batch and,
@@ -158,6 +247,9 @@ func (s *Sink) complete(p *plan, d int32, stored *storedDoc) fillState {
 				s.metrics.toast.WithLabelValues(toastStale).Inc()
 				p.docs[d].cur = -1
 				return fillDone
+			}
+			if !stored.found && !stored.indexMissing && stored.err == nil && !p.docs[d].probed {
+				return fillProbe
 			}
 			if err := fillFromStored(p, c, vals, stored); err != nil {
 				s.metrics.toast.WithLabelValues(toastMissing).Inc()

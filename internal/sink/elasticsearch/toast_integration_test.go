@@ -297,3 +297,47 @@ func TestIntegrationToastMissing(t *testing.T) {
 		}
 	})
 }
+
+// Events delivered again after a crash: the first run applied an update
+// lacking a TOAST value and a later delete of the row (or a delete in the
+// same transaction); delivered again alone, the update finds no document.
+// A probe finds the delete's tombstone: the update is stale, not an error.
+// A document that was never there still sends the event to the DLQ.
+func TestIntegrationToastDeletedByNewerEvent(t *testing.T) {
+	eachCluster(t, func(t *testing.T, c *testCluster) {
+		reg := prometheus.NewRegistry()
+		s := c.newSink(c.config(), WithRegisterer(reg))
+		idx := c.index("posts")
+		c.writeOK(s,
+			ins("posts", 10, 1, "title", "a", "body", "large"),
+			ins("posts", 10, 2, "title", "b", "body", "large"),
+		)
+		c.writeOK(s, del("posts", 30, 1), del("posts", 20, 2))
+		results := c.write(s,
+			partial("posts", 20, 1, []string{"body"}, "title", "deleted later"),
+			partial("posts", 20, 2, []string{"body"}, "title", "deleted in the same transaction"),
+			partial("posts", 20, 3, []string{"body"}, "title", "never indexed"),
+		)
+		for i, err := range results[:2] {
+			if err != nil {
+				t.Errorf("result %d = %v, want nil (stale: deleted by a newer event)", i, err)
+			}
+		}
+		var pe *sink.PermanentError
+		if !errors.As(results[2], &pe) || !strings.Contains(pe.Reason, "(the document is not there)") {
+			t.Errorf("result 2 = %v, want a PermanentError: the document was never there", results[2])
+		}
+		for _, id := range []string{"1", "2", "3"} {
+			c.assertNoDoc(idx, id)
+		}
+		if got := metricValue(t, reg, "tidegate_sink_toast_documents_total", "outcome", "stale"); got != 2 {
+			t.Errorf("%v stale documents, want 2", got)
+		}
+		// The probe left a tombstone at the version of document 3's event:
+		// an older write of it is refused, a newer one applies.
+		c.writeOK(s, ins("posts", 15, 3, "title", "older"))
+		c.assertNoDoc(idx, "3")
+		c.writeOK(s, ins("posts", 25, 3, "title", "newer", "body", "x"))
+		c.assertFields(idx, "3", 25, map[string]string{"title": `"newer"`})
+	})
+}
