@@ -78,7 +78,13 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		}
 	}
 	if b.n == 0 {
-		b.data = make([]byte, 0, min(batchMaxBytes, max(64<<10, 2*size)))
+		// Snapshot batches fill up: their buffer is allocated once at full
+		// size. Streamed ones are often a few events (one transaction).
+		capacity := max(4<<10, 2*size)
+		if ev.GetOp() == event.Op_OP_SNAPSHOT {
+			capacity = batchMaxBytes + 64<<10
+		}
+		b.data = make([]byte, 0, max(capacity, size+16))
 		// Snapshot rows carry no de-duplication id: the bus would remember
 		// one entry per message for the whole window, and a row read twice
 		// after a crash is harmless. Streamed batches do, so a batch
@@ -116,7 +122,13 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 	if id != "" {
 		id = fmt.Sprintf("%s+%d", id, b.n)
 	}
-	if err := e.pub.PublishBatch(ctx, b.subject, id, b.data, b.n); err != nil {
+	data := b.data
+	if cap(data) > 2*len(data)+4<<10 {
+		// The bus holds the message until it is stored, and in-flight
+		// bytes are counted by length: keep capacity close to it.
+		data = slices.Clone(data)
+	}
+	if err := e.pub.PublishBatch(ctx, b.subject, id, data, b.n); err != nil {
 		return err
 	}
 	for op, n := range b.ops {
