@@ -61,9 +61,23 @@ pipeline runs again: start it, or remove it with
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printStatus(cmd.OutOrStdout(), rep, path)
 			}
-			printStatus(cmd.OutOrStdout(), rep, path)
+			// Scripts (and monitoring) must not take an unreadable
+			// database for a healthy one.
+			unknown := 0
+			for _, ps := range rep.Pipelines {
+				if ps.Error != "" {
+					unknown++
+				}
+			}
+			if unknown > 0 {
+				return fmt.Errorf("the slots of %d pipeline(s) could not be read (see above)", unknown)
+			}
 			return nil
 		},
 	}
