@@ -68,12 +68,12 @@ bench: ## run the benchmarks (scripts/bench.sh)
 		echo "make bench: scripts/bench.sh does not exist yet (or is not executable)" >&2; exit 1; fi
 	scripts/bench.sh
 
-proto-tools: # protoc (Debian protobuf-compiler) and protoc-gen-go $(PROTOC_GEN_GO_VERSION)
-	@command -v protoc >/dev/null || { \
-		echo "installing protobuf-compiler" >&2; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler || { \
+proto-tools: # protoc and the well-known types (Debian protobuf-compiler, libprotobuf-dev) and protoc-gen-go $(PROTOC_GEN_GO_VERSION)
+	@{ command -v protoc >/dev/null && [[ -f /usr/include/google/protobuf/timestamp.proto ]]; } || { \
+		echo "installing protobuf-compiler libprotobuf-dev" >&2; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev || { \
 			DEBIAN_FRONTEND=noninteractive apt-get update && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler; }; }
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev; }; }
 	@[[ "$$($(GOBIN)/protoc-gen-go --version 2>/dev/null)" == "protoc-gen-go $(PROTOC_GEN_GO_VERSION)" ]] || \
 		go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
