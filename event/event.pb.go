@@ -1062,8 +1062,13 @@ func (x *List) GetValues() []*Value {
 // Its encoding is the concatenation of length-delimited events, so a
 // publisher can append events one by one without re-encoding.
 type Batch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// When set, the fields every event of the batch has in common, left out
+	// of the events: origin, version, position, commit_time_us, tx_id and
+	// schema (the events of one table in one transaction or snapshot chunk).
+	// Decoders copy them into every event (Batch.Expand in Go).
+	Shared        *Event `protobuf:"bytes,2,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1101,6 +1106,13 @@ func (*Batch) Descriptor() ([]byte, []int) {
 func (x *Batch) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+func (x *Batch) GetShared() *Event {
+	if x != nil {
+		return x.Shared
 	}
 	return nil
 }
@@ -1179,9 +1191,10 @@ const file_tidegate_v1_event_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x01(\x05R\x04days\x12\x16\n" +
 	"\x06micros\x18\x03 \x01(\x03R\x06micros\"2\n" +
 	"\x04List\x12*\n" +
-	"\x06values\x18\x01 \x03(\v2\x12.tidegate.v1.ValueR\x06values\"3\n" +
+	"\x06values\x18\x01 \x03(\v2\x12.tidegate.v1.ValueR\x06values\"_\n" +
 	"\x05Batch\x12*\n" +
-	"\x06events\x18\x01 \x03(\v2\x12.tidegate.v1.EventR\x06events*u\n" +
+	"\x06events\x18\x01 \x03(\v2\x12.tidegate.v1.EventR\x06events\x12*\n" +
+	"\x06shared\x18\x02 \x01(\v2\x12.tidegate.v1.EventR\x06shared*u\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_INSERT\x10\x01\x12\r\n" +
@@ -1239,11 +1252,12 @@ var file_tidegate_v1_event_proto_depIdxs = []int32{
 	4,  // 14: tidegate.v1.Value.document:type_name -> tidegate.v1.Row
 	6,  // 15: tidegate.v1.List.values:type_name -> tidegate.v1.Value
 	3,  // 16: tidegate.v1.Batch.events:type_name -> tidegate.v1.Event
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	3,  // 17: tidegate.v1.Batch.shared:type_name -> tidegate.v1.Event
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_tidegate_v1_event_proto_init() }

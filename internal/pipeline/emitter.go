@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/bus"
@@ -39,8 +40,9 @@ type busEmitter struct {
 
 type tableID struct{ schema, table string }
 
-// batchBuf is an event.Batch being built: its encoding is the
-// concatenation of field-1 length-delimited events.
+// batchBuf is an event.Batch being built: its encoding is the shared
+// fields (field 2) followed by field-1 length-delimited events, which leave
+// the shared fields out.
 type batchBuf struct {
 	subject string
 	table   string
@@ -48,6 +50,44 @@ type batchBuf struct {
 	data    []byte
 	ops     [8]int // events per event.Op, counted when published
 	n       int
+	shared  shared
+}
+
+// shared are the fields the events of a batch have in common (those of its
+// first event); an event that differs starts a new batch. Within one
+// transaction or snapshot chunk of a table they are all the same, and they
+// are about half of a small row's encoding.
+type shared struct {
+	origin   *event.Origin
+	schema   *event.SchemaRef
+	version  uint64
+	position string
+	commit   int64
+	txID     string
+}
+
+func sharedOf(ev *event.Event) shared {
+	return shared{ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId}
+}
+
+func (a shared) equal(b shared) bool {
+	return a.version == b.version && a.position == b.position && a.commit == b.commit && a.txID == b.txID &&
+		(a.origin == b.origin || proto.Equal(a.origin, b.origin)) &&
+		(a.schema == b.schema || proto.Equal(a.schema, b.schema))
+}
+
+// appendShared appends the Batch.shared field.
+func appendShared(b []byte, sh shared) ([]byte, error) {
+	ev := event.Event{Origin: sh.origin, Schema: sh.schema, Version: sh.version, Position: sh.position, CommitTimeUs: sh.commit, TxId: sh.txID}
+	size := ev.SizeVT()
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	start := len(b)
+	b = slices.Grow(b, size)[:start+size]
+	if _, err := ev.MarshalToSizedBufferVT(b[start:]); err != nil {
+		return nil, fmt.Errorf("encoding the shared fields of a batch: %w", err)
+	}
+	return b, nil
 }
 
 func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
@@ -72,7 +112,8 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		b = &batchBuf{subject: bus.Subject(e.pipeline, tid.schema, tid.table), table: tid.schema + "." + tid.table}
 		e.bufs[tid] = b
 	}
-	if b.n > 0 && len(b.data)+size > batchMaxBytes {
+	sh := sharedOf(ev)
+	if b.n > 0 && (len(b.data)+size > batchMaxBytes || !b.shared.equal(sh)) {
 		if err := e.publish(ctx, b); err != nil {
 			return err
 		}
@@ -93,12 +134,23 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		if ev.GetOp() != event.Op_OP_SNAPSHOT {
 			b.id = ev.GetId()
 		}
+		b.shared = sh
+		var err error
+		if b.data, err = appendShared(b.data, sh); err != nil {
+			return err
+		}
 	}
+	// The event without the shared fields (restored before returning: the
+	// caller owns it).
+	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = nil, nil, 0, "", 0, ""
+	size = ev.SizeVT()
 	b.data = protowire.AppendTag(b.data, 1, protowire.BytesType)
 	b.data = protowire.AppendVarint(b.data, uint64(size))
 	start := len(b.data)
 	b.data = slices.Grow(b.data, size)[:start+size]
-	if _, err := ev.MarshalToSizedBufferVT(b.data[start:]); err != nil {
+	_, err := ev.MarshalToSizedBufferVT(b.data[start:])
+	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = sh.origin, sh.schema, sh.version, sh.position, sh.commit, sh.txID
+	if err != nil {
 		b.data = b.data[:start-protowire.SizeTag(1)-protowire.SizeVarint(uint64(size))]
 		return fmt.Errorf("encoding event %s: %w", ev.GetId(), err)
 	}

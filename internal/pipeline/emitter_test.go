@@ -56,8 +56,15 @@ func TestEmitterBatches(t *testing.T) {
 			if i == 600 {
 				text = string(make([]byte, batchMaxBytes)) // alone in its message
 			}
+			// One transaction, except the last two events of b: a new
+			// transaction starts a new batch (its shared fields differ).
+			version := uint64(7)
+			if table == "b" && i >= 5 {
+				version = 8
+			}
 			evs[i] = &event.Event{
-				Id: fmt.Sprintf("%s-%d", table, i), Op: event.Op_OP_INSERT, Version: uint64(i),
+				Id: fmt.Sprintf("%s-%d", table, i), Op: event.Op_OP_INSERT, Version: version,
+				Position: fmt.Sprint(version), TxId: fmt.Sprint(version), CommitTimeUs: int64(version),
 				Origin: &event.Origin{Schema: "public", Table: table},
 				Key:    []*event.Column{{Name: "id", Value: event.Int(int64(i))}},
 				After:  &event.Row{Columns: []*event.Column{{Name: "v", Value: event.Text(text)}}},
@@ -100,6 +107,10 @@ func TestEmitterBatches(t *testing.T) {
 		if err := proto.Unmarshal(m.Data(), &bt); err != nil {
 			t.Fatalf("message %d: %v", msgs, err)
 		}
+		if bt.Shared == nil {
+			t.Fatalf("message %d has no shared fields", msgs)
+		}
+		bt.Expand()
 		if n, _ := strconv.Atoi(m.Headers().Get(bus.HeaderEvents)); n != len(bt.Events) {
 			t.Fatalf("message %d: header says %d events, holds %d", msgs, n, len(bt.Events))
 		}
@@ -123,8 +134,8 @@ func TestEmitterBatches(t *testing.T) {
 			}
 		}
 	}
-	// a: 600 + the big one alone + 599 → at least 4 messages; b: 1.
-	if msgs < 5 || msgs > 8 {
+	// a: 600 + the big one alone + 599 → at least 4 messages; b: 2.
+	if msgs < 6 || msgs > 9 {
 		t.Fatalf("%d messages for 1207 events", msgs)
 	}
 }

@@ -253,6 +253,7 @@ func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 			continue
 		}
+		b.Expand()
 		for _, ev := range b.GetEvents() {
 			events = append(events, ev)
 			idx = append(idx, i)
