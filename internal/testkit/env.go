@@ -21,10 +21,7 @@ func Service(t testing.TB, name string) string {
 	if v != "" {
 		return v
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not set and CI=true: start the services with `make services` (scripts/services.sh start)", name)
-	}
-	t.Skipf("%s not set: run `make services` and `source .services/env` to run this test", name)
+	prerequisite(t, "%s not set: start the services with `make services` and `source .services/env`", name)
 	return ""
 }
 

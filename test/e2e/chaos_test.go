@@ -171,7 +171,7 @@ func startChaosWriters(t *testing.T, e *env, seed uint64) *chaosWriters {
 	go func() {
 		defer w.wg.Done()
 		w.loop(short, seed, 5*time.Millisecond, func(ctx context.Context, rnd *rand.Rand, wl *testkit.Workload) error {
-			return inTx(ctx, short, func(tx pgx.Tx) error {
+			return pgx.BeginFunc(ctx, short, func(tx pgx.Tx) error {
 				if rnd.IntN(10) < 7 {
 					return workloadOps(ctx, tx, rnd, wl)
 				}
@@ -233,7 +233,7 @@ func (w *chaosWriters) count(f func(*chaosStats)) {
 // commits, or rolls back one time in four.
 func (w *chaosWriters) longTx(ctx context.Context, conn, admin *pgx.Conn, rnd *rand.Rand, wl *testkit.Workload) error {
 	rollback := rnd.IntN(4) == 0
-	err := inTx(ctx, conn, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		for range 3 + rnd.IntN(6) {
 			if err := workloadOps(ctx, tx, rnd, wl); err != nil {
 				return err
@@ -269,19 +269,6 @@ func (w *chaosWriters) longTx(ctx context.Context, conn, admin *pgx.Conn, rnd *r
 }
 
 var errRollback = errors.New("rolled back on purpose")
-
-// inTx runs f in a transaction and commits it unless f fails.
-func inTx(ctx context.Context, conn *pgx.Conn, f func(pgx.Tx) error) error {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after commit: no-op
-	if err := f(tx); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
-}
 
 // workloadOps makes 1 (most often) to 21 shop changes.
 func workloadOps(ctx context.Context, tx pgx.Tx, rnd *rand.Rand, wl *testkit.Workload) error {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -127,11 +126,9 @@ func (e *env) status() statusJSON {
 // test when the command fails.
 func (e *env) cli(args ...string) string {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, append(args, "-c", e.configPath)...).CombinedOutput()
+	out, err := e.command(nil, args...)
 	if err != nil {
 		e.t.Fatalf("tidegate %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }

@@ -171,9 +171,16 @@ func (e *env) dlq(args ...string) (string, error) {
 
 func (e *env) dlqWith(env []string, args ...string) (string, error) {
 	e.t.Helper()
+	return e.command(env, append([]string{"dlq"}, args...)...)
+}
+
+// command runs `tidegate ARGS -c CONFIG` with extra environment variables
+// and returns its combined output.
+func (e *env) command(env []string, args ...string) (string, error) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append(append([]string{"dlq"}, args...), "-c", e.configPath)...)
+	cmd := exec.CommandContext(ctx, binary, append(args, "-c", e.configPath)...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

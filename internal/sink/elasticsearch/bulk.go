@@ -173,3 +173,50 @@ func (s *Sink) bulkOnce(ctx context.Context, body []byte) (int, []byte, error) {
 	}
 	return res.status, res.body, nil
 }
+
+// sendUntilSettled sends ops (deletes, probes: operations that cannot fail
+// to encode) in bulk requests until each is settled: settle sees every
+// result and returns true to send that operation again, after a backoff
+// (what names the work in logs).
+func (s *Sink) sendUntilSettled(ctx context.Context, what string, ops []op, settle func(i int32, res opResult) (again bool)) error {
+	pending := make([]int32, len(ops))
+	for i := range ops {
+		pending[i] = int32(i)
+	}
+	for attempt := 1; len(pending) > 0; attempt++ {
+		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.cfg.BulkMaxActions}
+		for _, i := range pending {
+			if err := b.add(&ops[i], i); err != nil {
+				return err
+			}
+		}
+		reqs := b.finish()
+		out, err := s.execute(ctx, reqs)
+		pending = pending[:0]
+		var lastErr error
+		for ri, r := range reqs {
+			if err == nil {
+				for j, res := range out[ri] {
+					if settle(r.tags[j], res) {
+						pending = append(pending, r.tags[j])
+						lastErr = res.err
+					}
+				}
+			}
+			b.release(r)
+		}
+		if err != nil {
+			return err
+		}
+		if len(pending) > 0 {
+			reason := "retrying"
+			if lastErr != nil {
+				reason = lastErr.Error()
+			}
+			if err := s.retryWait(ctx, what, attempt, &requestError{Cause: "item", Reason: reason}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

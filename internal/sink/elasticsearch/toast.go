@@ -169,51 +169,19 @@ func (s *Sink) fillUnchanged(ctx context.Context, p *plan, pending []int32) (rea
 // the cluster remembers a delete of it with the version of its current
 // event or a newer one: see the probe above.
 func (s *Sink) probeDeleted(ctx context.Context, p *plan, docs []int32) ([]bool, error) {
+	ops := make([]op, len(docs))
+	for i, d := range docs {
+		o := &p.ops[p.docs[d].cur]
+		ops[i] = op{kind: opProbe, index: o.index, id: o.id, version: o.version}
+	}
 	stale := make([]bool, len(docs))
-	pending := make([]int32, len(docs))
-	for i := range docs {
-		pending[i] = int32(i)
-	}
-	for attempt := 1; len(pending) > 0; attempt++ {
-		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.cfg.BulkMaxActions}
-		for _, i := range pending {
-			o := &p.ops[p.docs[docs[i]].cur]
-			probe := op{kind: opProbe, index: o.index, id: o.id, version: o.version}
-			if err := b.add(&probe, i); err != nil { // cannot happen for deletes
-				return nil, err
-			}
-		}
-		reqs := b.finish()
-		out, err := s.execute(ctx, reqs)
-		pending = pending[:0]
-		var lastErr error
-		for ri, r := range reqs {
-			if err == nil {
-				for j, res := range out[ri] {
-					switch res.outcome {
-					case itemStale:
-						stale[r.tags[j]] = true
-					case itemRetry:
-						pending = append(pending, r.tags[j])
-						lastErr = res.err
-					}
-					// Anything else (not found, a missing index, a permanent
-					// failure): no newer delete is known.
-				}
-			}
-			b.release(r)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(pending) > 0 {
-			re := &requestError{Cause: "item", Reason: lastErr.Error()}
-			if err := s.retryWait(ctx, "probing for deleted documents", attempt, re); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return stale, nil
+	err := s.sendUntilSettled(ctx, "probing for deleted documents", ops, func(i int32, res opResult) bool {
+		// Anything but a 409 or a retryable failure (not found, a missing
+		// index, a permanent failure): no newer delete is known.
+		stale[i] = res.outcome == itemStale
+		return res.outcome == itemRetry
+	})
+	return stale, err
 }
 
 // complete fills the current operation of document d from the batch and,

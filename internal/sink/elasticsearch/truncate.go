@@ -132,51 +132,23 @@ func (s *Sink) truncatePass(ctx context.Context, index string, v uint64, result 
 // fail with a retryable error. A permanent failure becomes the truncate's
 // result (the first one) and the other deletions go on.
 func (s *Sink) deleteHits(ctx context.Context, hits []scrollHit, v uint64, result *error) error {
-	pending := make([]int32, 0, len(hits))
-	for i, h := range hits {
+	ops := make([]op, 0, len(hits))
+	for _, h := range hits {
 		if h.Version <= int64(v) {
-			pending = append(pending, int32(i))
+			ops = append(ops, op{kind: opDelete, index: h.Index, id: h.ID, version: v})
 		}
 	}
-	for attempt := 1; len(pending) > 0; attempt++ {
-		b := requestBuilder{pool: &s.bufs, maxBytes: s.cfg.BulkMaxBytes, maxActions: s.cfg.BulkMaxActions}
-		for _, i := range pending {
-			o := op{kind: opDelete, index: hits[i].Index, id: hits[i].ID, version: v}
-			if err := b.add(&o, i); err != nil { // cannot happen for deletes
-				return err
+	return s.sendUntilSettled(ctx, "truncate deletes", ops, func(_ int32, res opResult) bool {
+		switch res.outcome {
+		case itemRetry, itemIndexMissing:
+			return true
+		case itemPermanent:
+			if *result == nil {
+				*result = res.err
 			}
 		}
-		reqs := b.finish()
-		out, err := s.execute(ctx, reqs)
-		pending = pending[:0]
-		var lastErr error
-		for ri, r := range reqs {
-			if err == nil {
-				for j, res := range out[ri] {
-					switch res.outcome {
-					case itemRetry, itemIndexMissing:
-						pending = append(pending, r.tags[j])
-						lastErr = res.err
-					case itemPermanent:
-						if *result == nil {
-							*result = res.err
-						}
-					}
-				}
-			}
-			b.release(r)
-		}
-		if err != nil {
-			return err
-		}
-		if len(pending) > 0 {
-			re := &requestError{Cause: "item", Reason: lastErr.Error()}
-			if err := s.retryWait(ctx, "truncate deletes", attempt, re); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		return false
+	})
 }
 
 // call runs one non-bulk request until it succeeds or answers one of the
