@@ -1,18 +1,78 @@
 package event
 
-// Expand copies the batch's shared fields (see Batch.shared) into each of
-// its events and clears them from the batch, so that every event stands
-// alone. Events share the Origin and SchemaRef messages: treat them as
-// read-only. A batch without shared fields is left as it is.
+// Expand restores what a batch's events left out so that every event
+// stands alone: the shared fields (Batch.shared), the column names of rows
+// encoded by position (Batch.columns) and keys taken from the after row
+// (Batch.key_columns). Events share the Origin and SchemaRef messages and
+// their key columns are those of their after row: treat them as read-only.
+// A batch without these fields is left as it is.
 func (b *Batch) Expand() {
-	sh := b.GetShared()
-	if sh == nil {
+	if sh := b.GetShared(); sh != nil {
+		for _, ev := range b.Events {
+			ev.Origin, ev.Schema = sh.Origin, sh.Schema
+			ev.Version, ev.Position = sh.Version, sh.Position
+			ev.CommitTimeUs, ev.TxId = sh.CommitTimeUs, sh.TxId
+		}
+		b.Shared = nil
+	}
+	if len(b.Columns) == 0 {
 		return
 	}
 	for _, ev := range b.Events {
-		ev.Origin, ev.Schema = sh.Origin, sh.Schema
-		ev.Version, ev.Position = sh.Version, sh.Position
-		ev.CommitTimeUs, ev.TxId = sh.CommitTimeUs, sh.TxId
+		nameColumns(ev.GetBefore(), b.Columns)
+		if nameColumns(ev.GetAfter(), b.Columns) && len(ev.Key) == 0 && len(b.KeyColumns) > 0 {
+			ev.Key = keyOf(ev.After.Columns, b.KeyColumns)
+		}
 	}
-	b.Shared = nil
+	b.Columns, b.KeyColumns = nil, nil
+}
+
+// nameColumns gives a row encoded by position (columns without names) the
+// batch's column names, and reports whether it did.
+func nameColumns(r *Row, names []string) bool {
+	if r == nil || len(r.Columns) != len(names) || len(names) == 0 || r.Columns[0].GetName() != "" {
+		return false
+	}
+	for i, c := range r.Columns {
+		if c == nil {
+			c = &Column{}
+			r.Columns[i] = c
+		}
+		c.Name = names[i]
+	}
+	return true
+}
+
+// keyOf picks the key columns of a row by position; nil when a position is
+// out of range (a malformed batch: the event then has no key, which the
+// sinks report).
+func keyOf(cols []*Column, positions []uint32) []*Column {
+	key := make([]*Column, len(positions))
+	for i, p := range positions {
+		if int(p) >= len(cols) {
+			return nil
+		}
+		key[i] = cols[p]
+	}
+	return key
+}
+
+// ID returns the event's id: Id, or for a snapshot row, which leaves it
+// empty on the bus, "<source>:snap:<position>:<schema>.<table>:<document
+// id>" (unique: a snapshot reads each row once at one position).
+func (e *Event) ID() string {
+	if e.GetId() != "" || e.GetOp() != Op_OP_SNAPSHOT {
+		return e.GetId()
+	}
+	o := e.GetOrigin()
+	b := make([]byte, 0, 64)
+	b = append(b, o.GetSource()...)
+	b = append(b, ":snap:"...)
+	b = append(b, e.GetPosition()...)
+	b = append(b, ':')
+	b = append(b, o.GetSchema()...)
+	b = append(b, '.')
+	b = append(b, o.GetTable()...)
+	b = append(b, ':')
+	return string(AppendDocumentID(b, e.GetKey()))
 }

@@ -7,7 +7,7 @@ import "strconv"
 // Field order is fixed; empty fields are omitted.
 func AppendEventJSON(b []byte, e *Event) []byte {
 	b = append(b, `{"id":`...)
-	b = AppendString(b, e.GetId())
+	b = AppendString(b, e.ID())
 	b = append(b, `,"op":`...)
 	b = AppendString(b, OpName(e.GetOp()))
 	if o := e.GetOrigin(); o != nil {

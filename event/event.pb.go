@@ -239,6 +239,9 @@ type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Deterministic and unique, derived from source and position: the
 	// idempotency key (bus de-duplication, webhook Idempotency-Key).
+	// Snapshot rows leave it empty on the bus, where it would be a good part
+	// of their size: it is "<source>:snap:<position>:<schema>.<table>:<document
+	// id>", derived when needed (Event.ID in Go).
 	Id     string  `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Op     Op      `protobuf:"varint,2,opt,name=op,proto3,enum=tidegate.v1.Op" json:"op,omitempty"`
 	Origin *Origin `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
@@ -1068,7 +1071,16 @@ type Batch struct {
 	// of the events: origin, version, position, commit_time_us, tx_id and
 	// schema (the events of one table in one transaction or snapshot chunk).
 	// Decoders copy them into every event (Batch.Expand in Go).
-	Shared        *Event `protobuf:"bytes,2,opt,name=shared,proto3" json:"shared,omitempty"`
+	Shared *Event `protobuf:"bytes,2,opt,name=shared,proto3" json:"shared,omitempty"`
+	// When set, the column names of the batch's rows, in order (those of its
+	// first event's after row): an event whose before or after row has
+	// exactly these columns leaves their names out (empty), and decoders
+	// take the name at the same position from here.
+	Columns []string `protobuf:"bytes,3,rep,name=columns,proto3" json:"columns,omitempty"`
+	// When set, the positions in `columns` of the key columns: an event with
+	// an after row of exactly `columns` and a key equal to those columns
+	// leaves its key out, and decoders take it from the after row.
+	KeyColumns    []uint32 `protobuf:"varint,4,rep,packed,name=key_columns,json=keyColumns,proto3" json:"key_columns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1113,6 +1125,20 @@ func (x *Batch) GetEvents() []*Event {
 func (x *Batch) GetShared() *Event {
 	if x != nil {
 		return x.Shared
+	}
+	return nil
+}
+
+func (x *Batch) GetColumns() []string {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *Batch) GetKeyColumns() []uint32 {
+	if x != nil {
+		return x.KeyColumns
 	}
 	return nil
 }
@@ -1191,10 +1217,13 @@ const file_tidegate_v1_event_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x01(\x05R\x04days\x12\x16\n" +
 	"\x06micros\x18\x03 \x01(\x03R\x06micros\"2\n" +
 	"\x04List\x12*\n" +
-	"\x06values\x18\x01 \x03(\v2\x12.tidegate.v1.ValueR\x06values\"_\n" +
+	"\x06values\x18\x01 \x03(\v2\x12.tidegate.v1.ValueR\x06values\"\x9a\x01\n" +
 	"\x05Batch\x12*\n" +
 	"\x06events\x18\x01 \x03(\v2\x12.tidegate.v1.EventR\x06events\x12*\n" +
-	"\x06shared\x18\x02 \x01(\v2\x12.tidegate.v1.EventR\x06shared*u\n" +
+	"\x06shared\x18\x02 \x01(\v2\x12.tidegate.v1.EventR\x06shared\x12\x18\n" +
+	"\acolumns\x18\x03 \x03(\tR\acolumns\x12\x1f\n" +
+	"\vkey_columns\x18\x04 \x03(\rR\n" +
+	"keyColumns*u\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_INSERT\x10\x01\x12\r\n" +

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,11 @@ Progress is shown on a terminal and logged every 10 s otherwise.`,
 				opts.Progress = bar.update
 			}
 			logger.Info("tidegate starting", "version", version, "config", path, "data_dir", cfg.DataDir, "pipelines", len(cfg.Pipelines))
+			stopProfile, err := startCPUProfile(os.Getenv("TIDEGATE_CPUPROFILE"))
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			return service.Run(cmd.Context(), cfg, opts)
 		},
 	}
@@ -64,6 +70,28 @@ func setMemoryLimit(logger *slog.Logger) {
 	}
 	debug.SetMemoryLimit(defaultMemoryLimit)
 	logger.Debug("soft memory limit set (override with GOMEMLIMIT)", "bytes", defaultMemoryLimit)
+}
+
+// startCPUProfile writes a CPU profile of the whole run to path (the
+// TIDEGATE_CPUPROFILE environment variable; make bench's -profile), for
+// performance work: /debug/pprof/profile covers a fixed window, this covers
+// start to stop. An empty path profiles nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("TIDEGATE_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("TIDEGATE_CPUPROFILE: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func loadConfig(path string) (*config.Config, error) {

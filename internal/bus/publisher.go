@@ -26,12 +26,18 @@ type PublisherConfig struct {
 	// OnDurable is called, in order, with each position passed to Mark once
 	// every message published before that Mark is stored by the bus.
 	OnDurable func(position any)
-	Logger    *slog.Logger
+	// Stored, when set, is called with a message's data once the bus has
+	// stored it: the publisher no longer uses the buffer, which the caller
+	// may reuse.
+	Stored func(data []byte)
+	Logger *slog.Logger
 }
 
 // Publisher publishes events asynchronously, keeps their order, and reports
 // positions as durable only when everything before them is stored. It owns
-// one goroutine, stopped by Close.
+// one goroutine, stopped by Close. It may be used by several goroutines:
+// each one's messages keep their order, and a Mark covers every Publish
+// that returned before Mark was called, by any goroutine.
 type Publisher struct {
 	b   *Bus
 	cfg PublisherConfig
@@ -44,12 +50,12 @@ type Publisher struct {
 	done   chan struct{}
 	cancel context.CancelFunc
 
-	mu  sync.Mutex
-	err error
-
-	sinceCheck   atomic.Int64
-	closeOnce    sync.Once
+	mu           sync.Mutex
+	err          error
 	lastFullWarn time.Time
+
+	sinceCheck atomic.Int64
+	closeOnce  sync.Once
 }
 
 // maxPendingMessages bounds unacknowledged messages per publisher; the
@@ -224,8 +230,13 @@ func (p *Publisher) waitForRoom(ctx context.Context, size int64) error {
 		if int64(used) < p.cfg.MaxStreamBytes {
 			return nil
 		}
-		if time.Since(p.lastFullWarn) > 30*time.Second {
+		p.mu.Lock()
+		warn := time.Since(p.lastFullWarn) > 30*time.Second
+		if warn {
 			p.lastFullWarn = time.Now()
+		}
+		p.mu.Unlock()
+		if warn {
 			p.cfg.Logger.Warn("bus stream is full: waiting for sinks to consume (raise bus.max_bytes or check the sinks)",
 				"pipeline", p.cfg.Pipeline, "stream_bytes", used, "max_bytes", p.cfg.MaxStreamBytes)
 		}
@@ -250,6 +261,9 @@ func (p *Publisher) ackLoop(ctx context.Context) {
 		case it.fut != nil:
 			select {
 			case <-it.fut.Ok():
+				if p.cfg.Stored != nil {
+					p.cfg.Stored(it.fut.Msg().Data)
+				}
 			case err := <-it.fut.Err():
 				p.fail(fmt.Errorf("storing message %q on %s in the bus: %w", it.fut.Msg().Header.Get(jetstream.MsgIDHeader), it.fut.Msg().Subject, err))
 			case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/bus"
 	"github.com/tidegate/tidegate/internal/platform/metrics"
+	"github.com/tidegate/tidegate/internal/source/postgres"
 )
 
 // Batch limits of one bus message. A message costs the bus about as much
@@ -51,6 +52,12 @@ type batchBuf struct {
 	ops     [8]int // events per event.Op, counted when published
 	n       int
 	shared  shared
+	// columns and keyPos are the batch's row template (Batch.columns and
+	// key_columns); header is the encoded size of the batch before its
+	// events.
+	columns []string
+	keyPos  []uint32
+	header  int
 }
 
 // shared are the fields the events of a batch have in common (those of its
@@ -90,17 +97,16 @@ func appendShared(b []byte, sh shared) ([]byte, error) {
 	return b, nil
 }
 
+// Lane returns an emitter with batches of its own on the same publisher
+// (postgres.Laner): snapshot readers encode in parallel instead of in turn
+// under one lock.
+func (e *busEmitter) Lane() postgres.Emitter {
+	return &busEmitter{pipeline: e.pipeline, pub: e.pub, metrics: e.metrics}
+}
+
 func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
-	size := ev.SizeVT()
 	o := ev.GetOrigin()
 	tid := tableID{o.GetSchema(), o.GetTable()}
-	if size > bus.MaxMessageBytes-(64<<10) {
-		// Skipping it would lose a change silently; the source stops here
-		// and retries, saying why.
-		return fmt.Errorf("event %s of table %s.%s (op %s) is %d bytes, more than a bus message can hold (%d bytes): "+
-			"tidegate cannot carry it and does not skip it (see \"Not guaranteed\" in docs/guarantees.md)",
-			ev.GetId(), o.GetSchema(), o.GetTable(), event.OpName(ev.GetOp()), size, bus.MaxMessageBytes-(64<<10))
-	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -113,55 +119,211 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 		e.bufs[tid] = b
 	}
 	sh := sharedOf(ev)
-	if b.n > 0 && (len(b.data)+size > batchMaxBytes || !b.shared.equal(sh)) {
+	if b.n > 0 && !b.shared.equal(sh) {
 		if err := e.publish(ctx, b); err != nil {
 			return err
 		}
 	}
 	if b.n == 0 {
-		// Snapshot batches fill up: their buffer is allocated once at full
-		// size. Streamed ones are often a few events (one transaction).
-		capacity := max(4<<10, 2*size)
-		if ev.GetOp() == event.Op_OP_SNAPSHOT {
-			capacity = batchMaxBytes + 64<<10
-		}
-		b.data = make([]byte, 0, max(capacity, size+16))
-		// Snapshot rows carry no de-duplication id: the bus would remember
-		// one entry per message for the whole window, and a row read twice
-		// after a crash is harmless. Streamed batches do, so a batch
-		// published again after a source restart is stored once.
-		b.id = ""
-		if ev.GetOp() != event.Op_OP_SNAPSHOT {
-			b.id = ev.GetId()
-		}
-		b.shared = sh
-		var err error
-		if b.data, err = appendShared(b.data, sh); err != nil {
+		if err := b.start(ev, sh); err != nil {
 			return err
 		}
 	}
-	// The event without the shared fields (restored before returning: the
-	// caller owns it).
-	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = nil, nil, 0, "", 0, ""
-	size = ev.SizeVT()
+	// The event without what the batch carries for it (restored before
+	// returning: the caller owns it).
+	st := b.strip(ev)
+	size := ev.SizeVT()
+	if b.n > 0 && len(b.data)+size+16 > batchMaxBytes {
+		st.restore(ev, b)
+		if err := e.publish(ctx, b); err != nil {
+			return err
+		}
+		if err := b.start(ev, sh); err != nil {
+			return err
+		}
+		st = b.strip(ev)
+		size = ev.SizeVT()
+	}
+	defer st.restore(ev, b)
+	if b.header+size > bus.MaxMessageBytes-(64<<10) {
+		st.restore(ev, b)
+		// Skipping it would lose a change silently; the source stops here
+		// and retries, saying why.
+		return fmt.Errorf("event %s of table %s.%s (op %s) is %d bytes, more than a bus message can hold (%d bytes): "+
+			"tidegate cannot carry it and does not skip it (see \"Not guaranteed\" in docs/guarantees.md)",
+			ev.ID(), o.GetSchema(), o.GetTable(), event.OpName(ev.GetOp()), b.header+size, bus.MaxMessageBytes-(64<<10))
+	}
 	b.data = protowire.AppendTag(b.data, 1, protowire.BytesType)
 	b.data = protowire.AppendVarint(b.data, uint64(size))
-	start := len(b.data)
-	b.data = slices.Grow(b.data, size)[:start+size]
-	_, err := ev.MarshalToSizedBufferVT(b.data[start:])
-	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = sh.origin, sh.schema, sh.version, sh.position, sh.commit, sh.txID
-	if err != nil {
-		b.data = b.data[:start-protowire.SizeTag(1)-protowire.SizeVarint(uint64(size))]
-		return fmt.Errorf("encoding event %s: %w", ev.GetId(), err)
+	at := len(b.data)
+	b.data = slices.Grow(b.data, size)[:at+size]
+	if _, err := ev.MarshalToSizedBufferVT(b.data[at:]); err != nil {
+		b.data = b.data[:at-protowire.SizeTag(1)-protowire.SizeVarint(uint64(size))]
+		st.restore(ev, b)
+		return fmt.Errorf("encoding event %s: %w", ev.ID(), err)
 	}
 	if int(ev.GetOp()) < len(b.ops) {
 		b.ops[ev.GetOp()]++
 	}
 	b.n++
 	if b.n >= batchMaxEvents || len(b.data) >= batchMaxBytes {
+		st.restore(ev, b)
 		return e.publish(ctx, b)
 	}
 	return nil
+}
+
+// start begins a batch with ev as its first event: the shared fields, and
+// the column template of ev's after row (Batch.columns, key_columns).
+func (b *batchBuf) start(ev *event.Event, sh shared) error {
+	// Snapshot batches fill up: their buffer is allocated once at full
+	// size. Streamed ones are often a few events (one transaction).
+	capacity := max(4<<10, 2*ev.SizeVT())
+	if ev.GetOp() == event.Op_OP_SNAPSHOT {
+		b.data = fullBatchBuffer()
+	} else {
+		b.data = make([]byte, 0, capacity)
+	}
+	// Snapshot rows carry no de-duplication id: the bus would remember
+	// one entry per message for the whole window, and a row read twice
+	// after a crash is harmless. Streamed batches do, so a batch
+	// published again after a source restart is stored once.
+	b.id = ""
+	if ev.GetOp() != event.Op_OP_SNAPSHOT {
+		b.id = ev.GetId()
+	}
+	b.shared = sh
+	var err error
+	if b.data, err = appendShared(b.data, sh); err != nil {
+		return err
+	}
+	b.columns, b.keyPos = b.columns[:0], b.keyPos[:0]
+	after := ev.GetAfter().GetColumns()
+	for _, c := range after {
+		if c.GetName() == "" {
+			b.columns = b.columns[:0]
+			break
+		}
+		b.columns = append(b.columns, c.Name)
+	}
+	if len(b.columns) > 0 {
+	key:
+		for _, k := range ev.GetKey() {
+			for i, c := range after {
+				if c == k {
+					b.keyPos = append(b.keyPos, uint32(i))
+					continue key
+				}
+			}
+			b.keyPos = b.keyPos[:0] // a key column not in the row
+			break
+		}
+	}
+	for _, name := range b.columns {
+		b.data = protowire.AppendTag(b.data, 3, protowire.BytesType)
+		b.data = protowire.AppendString(b.data, name)
+	}
+	if len(b.keyPos) > 0 {
+		n := 0
+		for _, p := range b.keyPos {
+			n += protowire.SizeVarint(uint64(p))
+		}
+		b.data = protowire.AppendTag(b.data, 4, protowire.BytesType)
+		b.data = protowire.AppendVarint(b.data, uint64(n))
+		for _, p := range b.keyPos {
+			b.data = protowire.AppendVarint(b.data, uint64(p))
+		}
+	}
+	b.header = len(b.data)
+	return nil
+}
+
+// stripped says what strip left out of an event.
+type stripped struct {
+	before, after bool
+	key           []*event.Column
+}
+
+// matches reports whether a row has exactly the batch's template columns.
+func (b *batchBuf) matches(r *event.Row) bool {
+	if r == nil || len(b.columns) == 0 || len(r.Columns) != len(b.columns) {
+		return false
+	}
+	for i, c := range r.Columns {
+		if c == nil || c.Name != b.columns[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// strip removes from ev what the batch carries for it: the shared fields,
+// the names of template rows, and a key that is the template's key columns
+// of the after row.
+func (b *batchBuf) strip(ev *event.Event) stripped {
+	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = nil, nil, 0, "", 0, ""
+	var st stripped
+	if st.after = b.matches(ev.After); st.after {
+		for _, c := range ev.After.Columns {
+			c.Name = ""
+		}
+		if len(b.keyPos) > 0 && len(ev.Key) == len(b.keyPos) {
+			same := true
+			for i, p := range b.keyPos {
+				same = same && ev.Key[i] == ev.After.Columns[p]
+			}
+			if same {
+				st.key, ev.Key = ev.Key, nil
+			}
+		}
+	}
+	// before may be the same row as after (never emitted so, but cheap to allow).
+	if st.before = ev.Before != ev.After && b.matches(ev.Before); st.before {
+		for _, c := range ev.Before.Columns {
+			c.Name = ""
+		}
+	}
+	return st
+}
+
+// restore puts back what strip removed; calling it twice is harmless.
+func (st *stripped) restore(ev *event.Event, b *batchBuf) {
+	sh := b.shared
+	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = sh.origin, sh.schema, sh.version, sh.position, sh.commit, sh.txID
+	if st.after {
+		for i, c := range ev.After.Columns {
+			c.Name = b.columns[i]
+		}
+	}
+	if st.before {
+		for i, c := range ev.Before.Columns {
+			c.Name = b.columns[i]
+		}
+	}
+	if st.key != nil {
+		ev.Key = st.key
+	}
+	*st = stripped{}
+}
+
+// fullBatchSize is the capacity of a batch buffer that fills up (a
+// snapshot's): a batch never outgrows it.
+const fullBatchSize = batchMaxBytes + 64<<10
+
+// fullBatches recycles full-size batch buffers once the bus has stored
+// them (bus.PublisherConfig.Stored): allocating and zeroing half a
+// megabyte per batch was a sixth of a snapshot reader's CPU time.
+var fullBatches = sync.Pool{New: func() any { b := make([]byte, 0, fullBatchSize); return &b }}
+
+func fullBatchBuffer() []byte { return (*fullBatches.Get().(*[]byte))[:0] }
+
+// recycleBatchBuffer takes back a buffer of fullBatchBuffer once nothing
+// uses it; other buffers are left to the garbage collector.
+func recycleBatchBuffer(data []byte) {
+	if cap(data) == fullBatchSize {
+		data = data[:0]
+		fullBatches.Put(&data)
+	}
 }
 
 // publish sends a buffer and empties it; called with e.mu held, so the
@@ -182,6 +344,9 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 	}
 	if err := e.pub.PublishBatch(ctx, b.subject, id, data, b.n); err != nil {
 		return err
+	}
+	if &data[0] != &b.data[0] {
+		recycleBatchBuffer(b.data) // published a copy
 	}
 	for op, n := range b.ops {
 		if n > 0 {

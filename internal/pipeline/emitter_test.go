@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,27 +25,7 @@ import (
 // event emitted before it is stored.
 func TestEmitterBatches(t *testing.T) {
 	ctx := context.Background()
-	b, err := bus.Open(ctx, bus.Config{URL: "embedded", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.EnsurePipeline(ctx, "p", bus.StreamConfig{MaxBytes: 256 << 20, DuplicateWindow: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := b.EnsureConsumer(ctx, "p", "s", bus.ConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var durable []any
-	var mu sync.Mutex
-	pub := b.NewPublisher(bus.PublisherConfig{Pipeline: "p", MaxStreamBytes: 256 << 20, OnDurable: func(pos any) {
-		mu.Lock()
-		durable = append(durable, pos)
-		mu.Unlock()
-	}})
-	defer pub.Close()
-	em := &busEmitter{pipeline: "p", pub: pub, metrics: metrics.New()}
+	em, cons, durablePositions := newTestEmitter(t)
 
 	// Two writers (like snapshot workers) on two tables; table a gets
 	// enough events for several messages, one of them larger than a batch.
@@ -89,11 +72,9 @@ func TestEmitterBatches(t *testing.T) {
 	if err := em.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	if len(durable) != 1 || durable[0] != "pos-1" {
+	if durable := durablePositions(); len(durable) != 1 || durable[0] != "pos-1" {
 		t.Fatalf("durable positions %v, want [pos-1]", durable)
 	}
-	mu.Unlock()
 
 	got := map[string][]*event.Event{}
 	msgs := 0
@@ -137,5 +118,203 @@ func TestEmitterBatches(t *testing.T) {
 	// a: 600 + the big one alone + 599 → at least 4 messages; b: 2.
 	if msgs < 6 || msgs > 9 {
 		t.Fatalf("%d messages for 1207 events", msgs)
+	}
+}
+
+// newTestEmitter is an emitter on pipeline "p" of an embedded bus, a
+// consumer of that pipeline, and the positions reported durable so far.
+func newTestEmitter(t *testing.T) (*busEmitter, jetstream.Consumer, func() []any) {
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Config{URL: "embedded", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.EnsurePipeline(ctx, "p", bus.StreamConfig{MaxBytes: 256 << 20, DuplicateWindow: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := b.EnsureConsumer(ctx, "p", "s", bus.ConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var durable []any
+	var mu sync.Mutex
+	pub := b.NewPublisher(bus.PublisherConfig{Pipeline: "p", MaxStreamBytes: 256 << 20, OnDurable: func(pos any) {
+		mu.Lock()
+		durable = append(durable, pos)
+		mu.Unlock()
+	}})
+	t.Cleanup(pub.Close)
+	em := &busEmitter{pipeline: "p", pub: pub, metrics: metrics.New()}
+	return em, cons, func() []any {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(durable)
+	}
+}
+
+// Rows with the batch's column template travel by position: their column
+// names and a key that is part of the after row are left out and restored
+// by Expand. Rows that differ (unchanged TOAST columns left out, another
+// order, a key not in the row) travel whole in the same batch. Snapshot rows
+// carry no id and derive it. The caller's events are left as they were.
+func TestEmitterPositionalRows(t *testing.T) {
+	ctx := context.Background()
+	em, cons, _ := newTestEmitter(t)
+	origin := &event.Origin{Source: "src", Schema: "public", Table: "t"}
+	row := func(names ...string) []*event.Column {
+		cols := make([]*event.Column, len(names))
+		for i, n := range names {
+			cols[i] = &event.Column{Name: n, Value: event.Text(strings.ToUpper(n))}
+		}
+		return cols
+	}
+	full := func(op event.Op) *event.Event {
+		cols := row("id", "line", "body", "note")
+		ev := &event.Event{Op: op, Origin: origin, Version: 9, Position: "0/9",
+			Key: []*event.Column{cols[0], cols[1]}, After: &event.Row{Columns: cols}}
+		if op != event.Op_OP_SNAPSHOT {
+			ev.Id = fmt.Sprint("ev-", op)
+		}
+		return ev
+	}
+	var evs []*event.Event
+	evs = append(evs, full(event.Op_OP_SNAPSHOT), full(event.Op_OP_SNAPSHOT))
+	// Same table and position, other shapes, in the same batch:
+	toast := full(event.Op_OP_UPDATE) // an unchanged TOAST column left out
+	toast.After.Columns = slices.Delete(toast.After.Columns, 2, 3)
+	toast.Unchanged = []string{"body"}
+	evs = append(evs, toast)
+	ownKey := full(event.Op_OP_UPDATE) // a key of its own, equal in value
+	ownKey.Key = row("id", "line")
+	evs = append(evs, ownKey)
+	withBefore := full(event.Op_OP_UPDATE)
+	withBefore.Before = &event.Row{Columns: row("id", "line", "body", "note")}
+	evs = append(evs, withBefore)
+	deleted := &event.Event{Op: event.Op_OP_DELETE, Id: "del", Origin: origin, Version: 9, Position: "0/9",
+		Key: row("id", "line"), Before: &event.Row{Columns: row("id", "line", "body", "note")}}
+	evs = append(evs, deleted)
+	var originals []*event.Event
+	for _, ev := range evs {
+		originals = append(originals, proto.Clone(ev).(*event.Event))
+		if err := em.Emit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(ev, originals[len(originals)-1]) {
+			t.Fatalf("Emit changed the caller's event: %v", ev)
+		}
+	}
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(10, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*event.Event
+	for m := range batch.Messages() {
+		// A column name is in the message once per row or key that is
+		// not positional: the template, toast (after and key), ownKey's
+		// key and deleted's key (deletes have no after row to take it from).
+		if n := bytes.Count(m.Data(), []byte("note")); n != 2 {
+			t.Errorf("column name \"note\" is %d times in the message, want 2 (the template and the TOAST row)", n)
+		}
+		if n := bytes.Count(m.Data(), []byte("line")); n != 5 {
+			t.Errorf("column name \"line\" is %d times in the message, want 5", n)
+		}
+		var bt event.Batch
+		if err := proto.Unmarshal(m.Data(), &bt); err != nil {
+			t.Fatal(err)
+		}
+		if len(bt.Columns) != 4 || len(bt.KeyColumns) != 2 {
+			t.Fatalf("template %v key %v, want 4 columns and 2 key positions", bt.Columns, bt.KeyColumns)
+		}
+		if bt.Events[0].Key != nil || bt.Events[0].After.Columns[0].Name != "" {
+			t.Fatalf("first event is not positional: %v", bt.Events[0])
+		}
+		bt.Expand()
+		got = append(got, bt.Events...)
+	}
+	if len(got) != len(originals) {
+		t.Fatalf("got %d events, want %d", len(got), len(originals))
+	}
+	for i, want := range originals {
+		if !proto.Equal(got[i], want) {
+			t.Errorf("event %d:\n got %v\nwant %v", i, got[i], want)
+		}
+	}
+	if id := got[0].ID(); id != `src:snap:0/9:public.t:["ID","LINE"]` {
+		t.Errorf("derived snapshot id %q", id)
+	}
+	if got[0].ID() == got[1].ID() && got[0].GetId() != "" {
+		t.Errorf("snapshot rows carry an id on the bus: %q", got[0].GetId())
+	}
+}
+
+// Lanes (concurrent snapshot readers) batch the same table separately and
+// publish concurrently; each lane's Mark is reported once its own events
+// are stored, and every event arrives once.
+func TestEmitterLanes(t *testing.T) {
+	ctx := context.Background()
+	em, cons, durablePositions := newTestEmitter(t)
+	const lanes, perLane = 3, 2000
+	var wg sync.WaitGroup
+	for l := range lanes {
+		lane := em.Lane()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perLane {
+				cols := []*event.Column{{Name: "id", Value: event.Int(int64(l*perLane + i))}, {Name: "v", Value: event.Text("x")}}
+				ev := &event.Event{Op: event.Op_OP_SNAPSHOT, Origin: &event.Origin{Source: "src", Schema: "public", Table: "t"},
+					Version: 1, Position: "0/1", Key: cols[:1], After: &event.Row{Columns: cols}}
+				if err := lane.Emit(ctx, ev); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%700 == 699 {
+					if err := lane.Mark(ctx, fmt.Sprintf("lane %d at %d", l, i)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+			if err := lane.Mark(ctx, fmt.Sprintf("lane %d done", l)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(durablePositions()), lanes*(perLane/700+1); got != want {
+		t.Fatalf("%d positions reported durable, want %d", got, want)
+	}
+	seen := map[int64]bool{}
+	for len(seen) < lanes*perLane {
+		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var bt event.Batch
+			if err := bt.UnmarshalVT(m.Data()); err != nil {
+				t.Fatal(err)
+			}
+			bt.Expand()
+			for _, ev := range bt.Events {
+				id := ev.GetKey()[0].GetValue().GetInt()
+				if seen[id] {
+					t.Fatalf("row %d arrived twice", id)
+				}
+				seen[id] = true
+			}
+		}
+		if n == 0 {
+			t.Fatalf("%d of %d rows arrived", len(seen), lanes*perLane)
+		}
 	}
 }

@@ -124,6 +124,7 @@ func (p *Pipeline) runSourceOnce(ctx context.Context) error {
 		MaxInflightBytes: p.set.MaxInflightBytes,
 		MaxStreamBytes:   p.set.MaxStreamBytes,
 		OnDurable:        func(pos any) { src.Durable(pos) },
+		Stored:           recycleBatchBuffer,
 		Logger:           p.log,
 	})
 	defer pub.Close()

@@ -319,6 +319,7 @@ func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.
 	}
 	data := m.Data()
 	if ev != nil {
+		ev.Id = ev.ID() // snapshot rows travel without theirs
 		var err error
 		if data, err = ev.MarshalVT(); err != nil {
 			return fmt.Errorf("sink %s: encoding dead letter %s: %w", r.name, ev.GetId(), err)

@@ -37,6 +37,7 @@ func busOnly(ctx context.Context, o options, conn *pgx.Conn, dsn string, res *re
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
+	pg := newPGCPU()
 	started := time.Now()
 	p, err := startTidegate(o.bin, cfgPath, logPath, o.adminAddr)
 	if err != nil {
@@ -48,6 +49,7 @@ func busOnly(ctx context.Context, o options, conn *pgx.Conn, dsn string, res *re
 	}()
 	sourceEvents := func() (float64, error) { return p.m.get("tidegate_events_total", `stage="source"`) }
 	err = p.waitFor(ctx, "snapshot_progress_ratio = 1", o.waitTimeout, 20*time.Millisecond, func() (bool, string) {
+		pg.sample()
 		r, err := p.m.get("tidegate_snapshot_progress_ratio")
 		return err == nil && r >= 1, fmt.Sprintf("ratio %.3f, err %v; see %s", r, err, logPath)
 	})
@@ -55,10 +57,14 @@ func busOnly(ctx context.Context, o options, conn *pgx.Conn, dsn string, res *re
 		return err
 	}
 	elapsed := time.Since(started)
+	pg.sample()
 	total := float64(res.TotalRows)
-	fmt.Printf("    %d rows durable in the bus after %s\n", res.TotalRows, elapsed.Round(time.Millisecond))
+	tgCPU, pgCPU := cpuSeconds(p.cmd.Process.Pid), pg.seconds()
+	fmt.Printf("    %d rows durable in the bus after %s; CPU: tidegate %.2f s (%.2f µs/row), PostgreSQL %.2f s\n",
+		res.TotalRows, elapsed.Round(time.Millisecond), tgCPU, tgCPU/total*1e6, pgCPU)
 	res.add("snapshot PostgreSQL → bus (no sink)", "rows/s", total/elapsed.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
-		fmt.Sprintf("%d rows; tidegate start (new slot, empty bus) until snapshot_progress_ratio=1 in %s, sink unreachable", res.TotalRows, elapsed.Round(time.Millisecond)))
+		fmt.Sprintf("%d rows; tidegate start (new slot, empty bus) until snapshot_progress_ratio=1 in %s, sink unreachable; CPU used meanwhile: tidegate %.2f s (%.2f µs/row), PostgreSQL %.2f s",
+			res.TotalRows, elapsed.Round(time.Millisecond), tgCPU, tgCPU/total*1e6, pgCPU))
 
 	step("tidegate, no sink: one transaction updating %d order items → bus", res.OrderItems)
 	if err := createDecodingSlot(ctx, conn, slotBusTx); err != nil {

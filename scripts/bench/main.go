@@ -33,6 +33,8 @@ type options struct {
 	results     string
 	doc         string
 	waitTimeout time.Duration
+	busOnly     bool
+	esURL       string // from the environment
 }
 
 func main() {
@@ -47,6 +49,8 @@ func main() {
 	flag.StringVar(&o.results, "out", "bench-results/bench.json", "results file")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to regenerate (empty: do not write)")
 	flag.DurationVar(&o.waitTimeout, "timeout", 15*time.Minute, "longest wait for any one condition")
+	flag.StringVar(&profileDir, "profile", "", "write a CPU profile of every tidegate run into this directory (pprof)")
+	flag.BoolVar(&o.busOnly, "bus-only", false, "measure the limits and the no-sink scenarios only, and write no document (profiling the source side)")
 	render := flag.String("render", "", "only regenerate -doc from this results file (e.g. bench-results/bench.json), measuring nothing")
 	flag.Parse()
 	if *render != "" {
@@ -80,6 +84,7 @@ func run(ctx context.Context, o options) (err error) {
 	if base == "" || esURL == "" {
 		return fmt.Errorf("%s and %s must be set (scripts/services.sh start pg es; . .services/env)", testkit.EnvPostgresDSN, testkit.EnvElasticURL)
 	}
+	o.esURL = esURL
 	res := &results{Rows: o.rows, Started: time.Now().UTC()}
 	search := testkit.NewSearch(esURL)
 	deleteIndexes := func() {
@@ -134,15 +139,17 @@ func run(ctx context.Context, o options) (err error) {
 
 	// Limits first, on an idle machine and an empty cluster.
 	step("limit: COPY of every table to io.Discard")
+	copyCPU := newPGCPU()
 	copied, copyTime, err := copyLimit(ctx, conn)
 	if err != nil {
 		return err
 	}
+	copyCPU.sample()
 	if copied != total {
 		return fmt.Errorf("COPY returned %d rows, expected %d", copied, total)
 	}
 	copyRate := float64(copied) / copyTime.Seconds()
-	fmt.Printf("    %d rows in %s: %.0f rows/s\n", copied, copyTime.Round(time.Millisecond), copyRate)
+	fmt.Printf("    %d rows in %s: %.0f rows/s; PostgreSQL CPU %.2f s\n", copied, copyTime.Round(time.Millisecond), copyRate, copyCPU.seconds())
 
 	step("limit: minimal bulk loader (pre-rendered NDJSON, %d MiB / %d actions, concurrency %d)", bulkMaxBytes>>20, bulkMaxActions, bulkConcurrency)
 	bodies, docs, err := renderBulk(ctx, conn, bulkPrefix)
@@ -154,13 +161,15 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
+	loaderES := newProcCPU("java")
 	bulkTime, err := bulkLimit(ctx, esURL, bodies)
 	if err != nil {
 		return err
 	}
+	loaderES.sample()
 	bodies = nil
 	bulkRate := float64(docs) / bulkTime.Seconds()
-	fmt.Printf("    %d documents in %s: %.0f docs/s\n", docs, bulkTime.Round(time.Millisecond), bulkRate)
+	fmt.Printf("    %d documents in %s: %.0f docs/s; Elasticsearch CPU %.1f s\n", docs, bulkTime.Round(time.Millisecond), bulkRate, loaderES.seconds())
 	for _, tb := range testkit.ShopTables {
 		_ = search.DeleteIndex(ctx, bulkPrefix+tb.Name)
 	}
@@ -174,12 +183,16 @@ func run(ctx context.Context, o options) (err error) {
 	if err := busOnly(ctx, o, conn, dsn, res, copyRate); err != nil {
 		return err
 	}
+	if o.busOnly {
+		return res.print()
+	}
 
 	step("tidegate: initial snapshot")
 	cfgPath, logPath := filepath.Join(o.dir, "tidegate.yaml"), filepath.Join(o.dir, "tidegate.log")
 	if err := writeConfig(cfgPath, o, dsn, esURL); err != nil {
 		return err
 	}
+	snapPG, snapJava := newPGCPU(), newProcCPU("java")
 	started := time.Now()
 	if p, err = startTidegate(o.bin, cfgPath, logPath, o.adminAddr); err != nil {
 		return err
@@ -189,6 +202,7 @@ func run(ctx context.Context, o options) (err error) {
 	sample := func() { sampled = max(sampled, procStatus(pid, "VmRSS")) }
 	err = p.waitFor(ctx, "snapshot_progress_ratio = 1", o.waitTimeout, 20*time.Millisecond, func() (bool, string) {
 		sample()
+		snapPG.sample()
 		r, err := p.m.get("tidegate_snapshot_progress_ratio")
 		return err == nil && r >= 1, fmt.Sprintf("ratio %.3f, err %v; see %s", r, err, logPath)
 	})
@@ -201,12 +215,16 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	snapES := time.Since(started)
 	sample()
+	snapPG.sample()
+	snapJava.sample()
+	snapCPU := fmt.Sprintf("CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s)",
+		cpuSeconds(pid), snapPG.seconds(), snapJava.seconds(), loaderES.seconds())
 	res.HWMSnapshot = max(procStatus(pid, "VmHWM"), sampled)
-	fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB\n", snapBus.Round(time.Millisecond), snapES.Round(time.Millisecond), mib(res.HWMSnapshot))
+	fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB; %s\n", snapBus.Round(time.Millisecond), snapES.Round(time.Millisecond), mib(res.HWMSnapshot), snapCPU)
 	res.add("snapshot PostgreSQL → bus, sink running", "rows/s", float64(total)/snapBus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
 		fmt.Sprintf("%d rows; tidegate start until snapshot_progress_ratio=1 in %s while the sink indexes; COPY in %s", total, snapBus.Round(time.Millisecond), copyTime.Round(time.Millisecond)))
 	res.add("snapshot PostgreSQL → Elasticsearch", "rows/s", float64(total)/snapES.Seconds(), "minimal bulk loader, pre-rendered NDJSON", bulkRate,
-		fmt.Sprintf("tidegate start until sink counter ≥ %d in %s; bulk loader in %s", total, snapES.Round(time.Millisecond), bulkTime.Round(time.Millisecond)))
+		fmt.Sprintf("tidegate start until sink counter ≥ %d in %s; bulk loader in %s; %s", total, snapES.Round(time.Millisecond), bulkTime.Round(time.Millisecond), snapCPU))
 
 	if err := bigTransaction(ctx, o, p, conn, dsn, res, bulkRate); err != nil {
 		return err

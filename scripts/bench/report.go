@@ -105,9 +105,8 @@ func (f figure) cells() (tg, lim, ratio string) {
 	return
 }
 
-func (r *results) report(o options) error {
-	r.Machine = readMachine()
-	r.Build = readBuild(o.bin)
+// print writes the figures as a table to standard output.
+func (r *results) print() error {
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\ttidegate\tlimit (same run)\ttidegate/limit")
@@ -115,7 +114,13 @@ func (r *results) report(o options) error {
 		tg, lim, ratio := f.cells()
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Scenario, tg, lim, ratio)
 	}
-	if err := tw.Flush(); err != nil {
+	return tw.Flush()
+}
+
+func (r *results) report(o options) error {
+	r.Machine = readMachine()
+	r.Build = readBuild(o.bin)
+	if err := r.print(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(o.results), 0o755); err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
@@ -136,6 +138,11 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	total := int64(rate) * int64(o.latencyFor/time.Second)
 	total = min(total, res.OrderItems)
 	step("latency: %d single-row updates at %d/s", total, rate)
+	waited, err := esQuiet(ctx, o.esURL, o.waitTimeout)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    Elasticsearch quiet (no merge running) after %s\n", waited.Round(time.Millisecond))
 	const name = "tidegate_end_to_end_latency_seconds"
 	hBefore, err := p.m.histogram(name)
 	if err != nil {
@@ -174,7 +181,8 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	q, count := quantiles(hBefore, hAfter, 0.5, 0.95, 0.99)
 	achieved := float64(total) / took.Seconds()
 	fmt.Printf("    achieved %.0f updates/s; %0.f observations; p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", achieved, count, q[0]*1e3, q[1]*1e3, q[2]*1e3)
-	note := fmt.Sprintf("%d updates at %.0f/s achieved (target %d/s); %.0f histogram observations; quantiles interpolated within buckets", total, achieved, rate, count)
+	note := fmt.Sprintf("%d updates at %.0f/s achieved (target %d/s), started once Elasticsearch ran no merge (waited %s); %.0f histogram observations; quantiles interpolated within buckets",
+		total, achieved, rate, waited.Round(time.Millisecond), count)
 	for i, label := range []string{"p50", "p95", "p99"} {
 		limit, limitVal := "", 0.0
 		if label == "p99" {
@@ -214,4 +222,58 @@ func startup(ctx context.Context, o options, pp **process, conn *pgx.Conn, cfgPa
 	res.add("start-up: restart until first event in the sink", "ms", float64(elapsed.Microseconds())/1e3, "", 0, "pipeline already initialised, one change made while stopped")
 	res.add("binary size", "MiB", mib(fi.Size()), "", 0, o.bin)
 	return nil
+}
+
+// esQuiet waits until Elasticsearch runs no merge on any index, so that a
+// latency run measures tidegate rather than the cluster merging the
+// segments of the millions of writes of the scenarios before it. It
+// returns how long it waited.
+func esQuiet(ctx context.Context, esURL string, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		current, err := esMergesRunning(ctx, esURL)
+		if err != nil {
+			return 0, err
+		}
+		if current == 0 {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > timeout {
+			return 0, fmt.Errorf("Elasticsearch still runs %d merges after %s", current, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond): // polling interval
+		}
+	}
+}
+
+// esMergesRunning is the number of merges running on all indexes.
+func esMergesRunning(ctx context.Context, esURL string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, esURL+"/_stats/merge", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("reading merge statistics: %w", err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		All struct {
+			Total struct {
+				Merges struct {
+					Current int `json:"current"`
+				} `json:"merges"`
+			} `json:"total"`
+		} `json:"_all"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("reading merge statistics: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		return 0, fmt.Errorf("reading merge statistics: %w", err)
+	}
+	return stats.All.Total.Merges.Current, nil
 }

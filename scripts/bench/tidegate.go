@@ -23,6 +23,13 @@ type process struct {
 	m      *metrics
 }
 
+// profileDir, when set (-profile), receives a CPU profile of every tidegate
+// run, numbered in start order (TIDEGATE_CPUPROFILE).
+var (
+	profileDir string
+	profiles   int
+)
+
 // startTidegate runs `bin run -c cfg`, appending its output to logPath.
 func startTidegate(bin, cfg, logPath, adminAddr string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -31,6 +38,12 @@ func startTidegate(bin, cfg, logPath, adminAddr string) (*process, error) {
 	}
 	cmd := exec.Command(bin, "run", "-c", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if profileDir != "" {
+		profiles++
+		prof := filepath.Join(profileDir, fmt.Sprintf("tidegate-%d.pprof", profiles))
+		cmd.Env = append(os.Environ(), "TIDEGATE_CPUPROFILE="+prof)
+		fmt.Printf("    CPU profile of this run: %s\n", prof)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting tidegate: %w", err)
@@ -150,7 +163,14 @@ func (m *metrics) histogram(name string) (map[float64]float64, error) {
 
 func (m *metrics) scan(fn func(string)) error {
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + m.addr + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, "http://"+m.addr+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	// Uncompressed: the bench scrapes every 20 ms, and gzip would cost
+	// tidegate CPU time the figures would include.
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
@@ -229,4 +249,69 @@ func procStatus(pid int, field string) int64 {
 // resetHWM resets the peak RSS (VmHWM) of a process (Linux clear_refs).
 func resetHWM(pid int) error {
 	return os.WriteFile(filepath.Join("/proc", strconv.Itoa(pid), "clear_refs"), []byte("5"), 0)
+}
+
+// cpuSeconds is the CPU time (user + system) a process has used, from
+// /proc/<pid>/stat; 0 when it cannot be read.
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command (which may hold spaces) in parentheses.
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
+const clockTicks = 100
+
+// procCPU measures the CPU time the processes of one name (postgres, java)
+// use over a scenario by sampling them (sample at every poll): a process's
+// time is counted up to its last sample, so a backend that exits between
+// two polls loses at most one poll interval.
+type procCPU struct {
+	comm       string
+	base, last map[int]float64
+}
+
+func newProcCPU(comm string) *procCPU {
+	m := &procCPU{comm: comm, base: map[int]float64{}, last: map[int]float64{}}
+	m.sample()
+	for pid, v := range m.last {
+		m.base[pid] = v
+	}
+	return m
+}
+
+func newPGCPU() *procCPU { return newProcCPU("postgres") }
+
+func (m *procCPU) sample() {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == m.comm {
+			if v := cpuSeconds(pid); v > 0 {
+				m.last[pid] = v
+			}
+		}
+	}
+}
+
+// seconds is the CPU time used since newProcCPU, up to the last sample.
+func (m *procCPU) seconds() float64 {
+	var total float64
+	for pid, v := range m.last {
+		total += v - m.base[pid]
+	}
+	return total
 }

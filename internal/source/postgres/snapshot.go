@@ -172,9 +172,10 @@ func (s *Source) readSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceSta
 		return nil
 	})
 	for _, w := range readers {
+		em := s.lane()
 		g.Go(func() error {
 			for j := range queue {
-				if err := s.readChunk(gctx, w, snap, j.table, j.chunk, run); err != nil {
+				if err := s.readChunk(gctx, w, em, snap, j.table, j.chunk, run); err != nil {
 					return err
 				}
 			}
@@ -322,7 +323,7 @@ func (s *Source) chunkBounds(ctx context.Context, conn *pgx.Conn, t *Table) ([][
 }
 
 // readChunk reads one key range and emits its rows, then marks the chunk.
-func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotState, ti, ci int, run *snapshotRun) error {
+func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, em Emitter, st *snapshotState, ti, ci int, run *snapshotRun) error {
 	ts := st.Tables[ti]
 	t := s.byName[ts.Table]
 	keys := "(" + t.keyList() + ")"
@@ -369,7 +370,6 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 	rr := conn.PgConn().ExecParams(ctx, sql, params, oids, nil, nil)
 	var n int64
 	var rb rowBuilder
-	idPrefix := s.opts.SourceName + ":snap:" + position + ":" + ts.Table + ":"
 	for rr.NextRow() {
 		ev, err := rb.build(s, t, rr.Values())
 		if err != nil {
@@ -381,9 +381,8 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 		ev.Schema = schema
 		ev.Version = version
 		ev.Position = position
-		rb.id = event.AppendDocumentID(append(rb.id[:0], idPrefix...), ev.Key)
-		ev.Id = string(rb.id)
-		if err := s.opts.Emitter.Emit(ctx, ev); err != nil {
+		// No Id: snapshot rows derive theirs (event.Event.ID).
+		if err := em.Emit(ctx, ev); err != nil {
 			rr.Close()
 			return err
 		}
@@ -398,7 +397,7 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, st *snapshotStat
 	if _, err := rr.Close(); err != nil {
 		return fmt.Errorf("reading chunk %d of %s: %w", ci, ts.Table, err)
 	}
-	return s.opts.Emitter.Mark(ctx, chunkRef{table: ti, chunk: ci, rows: n})
+	return em.Mark(ctx, chunkRef{table: ti, chunk: ci, rows: n})
 }
 
 // rowBuilder decodes the rows a snapshot reader reads into one event it
@@ -411,7 +410,6 @@ type rowBuilder struct {
 	cols  []*event.Column
 	store []event.Column
 	key   []*event.Column
-	id    []byte
 }
 
 // build decodes a full row (text format) into the event's key and after;

@@ -37,8 +37,6 @@ func BenchmarkSnapshotRow(b *testing.B) {
 		ev.Schema = schema
 		ev.Version = 0x1A2B3C4D
 		ev.Position = "0/1A2B3C4D"
-		rb.id = event.AppendDocumentID(append(rb.id[:0], "shop:snap:0/1A2B3C4D:public.customers:"...), ev.Key)
-		ev.Id = string(rb.id)
 		size := ev.SizeVT()
 		buf = buf[:size]
 		if _, err := ev.MarshalToSizedBufferVT(buf); err != nil {

@@ -32,6 +32,24 @@ type Emitter interface {
 	Flush(ctx context.Context) error
 }
 
+// Laner is an Emitter that gives concurrent writers (snapshot readers)
+// lanes of their own: a lane batches and encodes without waiting for the
+// others, and its Mark reports a position once everything emitted to that
+// lane before it is durable. Events of different lanes have no order
+// between them.
+type Laner interface {
+	Lane() Emitter
+}
+
+// lane returns a lane of the source's emitter, or the emitter itself when
+// it has none.
+func (s *Source) lane() Emitter {
+	if l, ok := s.opts.Emitter.(Laner); ok {
+		return l.Lane()
+	}
+	return s.opts.Emitter
+}
+
 // StateStore keeps the source's small persistent state (snapshot progress).
 type StateStore interface {
 	Get(ctx context.Context, key string, v any) (bool, error)

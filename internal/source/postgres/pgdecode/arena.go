@@ -1,6 +1,10 @@
 package pgdecode
 
-import "github.com/tidegate/tidegate/event"
+import (
+	"unsafe"
+
+	"github.com/tidegate/tidegate/event"
+)
 
 // Arena recycles the values of one row for the next: a snapshot reader
 // decodes millions of rows whose events are encoded, then dropped, one at a
@@ -22,6 +26,29 @@ type Arena struct {
 	uuids      slab[uuidBox]
 	bytes      slab[bytesBox]
 	nulls      slab[event.Value]
+	// strs is the current chunk strings are copied into (see str).
+	strs []byte
+}
+
+// strChunk is the size of a string chunk; strings longer than an eighth
+// of it get their own allocation.
+const strChunk = 8 << 10
+
+// str copies b into a string. Short strings share append-only chunks
+// instead of costing an allocation each; a chunk is never written again
+// once a string points into it (Reset leaves it), so the strings stay valid
+// and immutable for as long as anything holds them, like any Go string. A
+// nil arena allocates.
+func (a *Arena) str(b []byte) string {
+	if a == nil || len(b) == 0 || len(b) > strChunk/8 {
+		return string(b)
+	}
+	if cap(a.strs)-len(a.strs) < len(b) {
+		a.strs = make([]byte, 0, strChunk)
+	}
+	at := len(a.strs)
+	a.strs = append(a.strs, b...)
+	return unsafe.String(&a.strs[at], len(b))
 }
 
 // Reset makes the arena's values available again; values decoded before

@@ -35,11 +35,11 @@ func (t *Types) DecodeIn(a *Arena, oid uint32, text []byte) (*event.Value, error
 // Scalars go in a (nil: the heap); arrays, composites and hstore use the heap.
 func (t *Types) decode(a *Arena, ti *typeInfo, text []byte, depth int) (*event.Value, error) {
 	if ti == nil {
-		return a.text(string(text)), nil
+		return a.text(a.str(text)), nil
 	}
 	switch ti.kind {
 	case kindText:
-		return a.text(string(text)), nil
+		return a.text(a.str(text)), nil
 	case kindBool:
 		b, err := parseBool(text)
 		if err != nil {
@@ -80,7 +80,7 @@ func (t *Types) decode(a *Arena, ti *typeInfo, text []byte, depth int) (*event.V
 		if err := checkNumeric(text); err != nil {
 			return nil, err
 		}
-		return a.decimal(string(text)), nil
+		return a.decimal(a.str(text)), nil
 	case kindMoney:
 		s, err := parseMoney(text)
 		if err != nil {
@@ -114,7 +114,7 @@ func (t *Types) decode(a *Arena, ti *typeInfo, text []byte, depth int) (*event.V
 		}
 		return newInterval(mon, day, us), nil
 	case kindJSON:
-		return a.json(string(text)), nil
+		return a.json(a.str(text)), nil
 	case kindUUID:
 		u, err := parseUUID(text)
 		if err != nil {
@@ -149,7 +149,7 @@ func (t *Types) decode(a *Arena, ti *typeInfo, text []byte, depth int) (*event.V
 	case kindHstore:
 		return decodeHstore(text)
 	}
-	return a.text(string(text)), nil
+	return a.text(a.str(text)), nil
 }
 
 var pointFields = []string{"x", "y"}

@@ -39,11 +39,26 @@ func NewTypes() *Types {
 
 // lookup returns the type of oid, or nil when it is unknown.
 func (t *Types) lookup(oid uint32) *typeInfo {
-	if ti := builtinTypes[oid]; ti != nil {
+	if oid < uint32(len(builtinByOID)) {
+		if ti := builtinByOID[oid]; ti != nil {
+			return ti
+		}
+	} else if ti := builtinTypes[oid]; ti != nil {
 		return ti
 	}
 	return (*t.dyn.Load())[oid]
 }
+
+// builtinByOID indexes the built-in types with small OIDs (nearly every
+// column's type) without a map lookup per value.
+var builtinByOID = func() (a [4096]*typeInfo) {
+	for oid, ti := range builtinTypes {
+		if oid < uint32(len(a)) {
+			a[oid] = ti
+		}
+	}
+	return a
+}()
 
 // Known reports whether oid is a built-in or loaded type.
 func (t *Types) Known(oid uint32) bool { return t.lookup(oid) != nil }
