@@ -100,7 +100,9 @@ func (r *sinkRunner) run(ctx context.Context) error {
 		}
 	}()
 	batch := make([]jetstream.Msg, 0, consumeBufferMsgs)
+	var inFlight flights
 	defer func() {
+		_ = inFlight.wait() // their failures were returned or are ctx's
 		stopReader()
 		it.Stop()
 		<-readerDone
@@ -133,6 +135,11 @@ func (r *sinkRunner) run(ctx context.Context) error {
 				return err
 			case m := <-msgs:
 				ord.add(take(m))
+			case <-inFlight.front():
+				if err := inFlight.reap(); err != nil {
+					return err
+				}
+				continue
 			case <-gapCheck.C:
 				if ord.waiting() {
 					if gapSince.IsZero() {
@@ -158,10 +165,17 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			}
 		}
 		gapSince = time.Time{}
-		if err := r.process(ctx, batch); err != nil {
+		f, err := r.prepare(ctx, batch)
+		if err != nil {
 			return err
 		}
-		batch = batch[:0]
+		batch = make([]jetstream.Msg, 0, consumeBufferMsgs) // the flight keeps the last one
+		if err := inFlight.admit(ctx, f); err != nil {
+			return err
+		}
+		f.prev = inFlight.last()
+		inFlight.list = append(inFlight.list, f)
+		go r.fly(ctx, f)
 	}
 }
 
@@ -237,11 +251,13 @@ func msgCost(m jetstream.Msg) int64 {
 	return min(int64(len(m.Data()))+512, handoffBytes)
 }
 
-// process writes one batch. It returns an error only when the batch could
-// not be settled (ctx done, DLQ unwritable): nothing is acknowledged then.
-func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
-	events := make([]*event.Event, 0, len(msgs))
-	idx := make([]int, 0, len(msgs)) // events[i] came from msgs[idx[i]]
+// prepare decodes a batch into a flight. Undecodable messages go to the
+// dead-letter queue here; an error means that failed (nothing is
+// acknowledged then).
+func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight, error) {
+	f := &flight{msgs: msgs, done: make(chan struct{})}
+	f.events = make([]*event.Event, 0, len(msgs))
+	f.idx = make([]int, 0, len(msgs))
 	for i, m := range msgs {
 		if s := m.Headers().Get(bus.HeaderReplaySink); s != "" && s != r.name {
 			continue // a dead letter replayed for another sink
@@ -249,19 +265,53 @@ func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
 		b := &event.Batch{}
 		if err := b.UnmarshalVT(m.Data()); err != nil {
 			if err := r.deadLetter(ctx, m, nil, fmt.Sprintf("undecodable bus message (not an event batch): %v", err)); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
 		b.Expand()
 		for _, ev := range b.GetEvents() {
-			events = append(events, ev)
-			idx = append(idx, i)
+			f.events = append(f.events, ev)
+			f.idx = append(f.idx, i)
 		}
 	}
+	f.index()
+	return f, nil
+}
 
+// fly settles a flight: writes it, dead-letters what the sink rejected, and
+// acknowledges it once the flight before it is acknowledged. On failure
+// nothing of it is acknowledged and its messages are delivered again.
+func (r *sinkRunner) fly(ctx context.Context, f *flight) {
+	defer close(f.done)
+	f.err = r.write(ctx, f)
+	f.events, f.idx, f.docs = nil, nil, nil // written: free them now
+	if prev := f.prev; prev != nil {
+		// Dropped once waited for: flights would otherwise chain every
+		// batch ever written.
+		f.prev = nil
+		<-prev.done
+		if f.err == nil && prev.err != nil {
+			f.err = errEarlierFailed
+		}
+	}
+	if f.err == nil {
+		f.err = r.ack(ctx, f.msgs)
+	}
+	if f.err != nil {
+		for _, m := range f.msgs {
+			_ = m.Nak()
+		}
+	}
+}
+
+// write applies a flight's events and dead-letters those the sink
+// rejected. It returns an error only when the batch could not be settled
+// (ctx done, DLQ unwritable).
+func (r *sinkRunner) write(ctx context.Context, f *flight) error {
+	events, idx, msgs := f.events, f.idx, f.msgs
 	if len(events) == 0 {
-		return r.ack(ctx, msgs)
+		return nil
 	}
 	stop := r.keepAlive(msgs)
 	start := time.Now()
@@ -292,7 +342,7 @@ func (r *sinkRunner) process(ctx context.Context, msgs []jetstream.Msg) error {
 	for k, n := range applied {
 		r.metrics.Events.WithLabelValues(r.pipeline, "sink:"+r.name, k.table, event.OpName(k.op)).Add(float64(n))
 	}
-	return r.ack(ctx, msgs)
+	return nil
 }
 
 // ack acknowledges a processed batch. The consumer acknowledges everything

@@ -13,7 +13,9 @@ import (
 // Writer applies batches of events to a target system.
 //
 // Write applies events in the given order for each document (events about
-// different documents may be applied concurrently). It retries retryable
+// different documents may be applied concurrently). It may be called
+// concurrently for batches that have no document in common, and must then
+// keep its own limits (requests in flight) across the calls. It retries retryable
 // failures (rate limits, 5xx, timeouts, lost connections) itself, with
 // backoff, until they succeed or ctx is done.
 //

@@ -262,6 +262,9 @@ no repetitions: treat differences under ~10 % as noise.
   ` + "`tidegate_end_to_end_latency_seconds`" + ` histogram buckets over the run (summed over
   all series), interpolated linearly inside a bucket as Prometheus'
   ` + "`histogram_quantile`" + ` does, so their precision is the bucket layout's.
+  Each rate starts once Elasticsearch runs no merge (` + "`_stats/merge`" + `, polled), so
+  that the segments of the millions of writes before it are not merged
+  during the measure.
 - **Memory**: peak RSS (` + "`VmHWM`" + ` of ` + "`/proc/<pid>/status`" + `) of the tidegate process
   during the snapshot, then, after resetting the peak (` + "`echo 5 > /proc/<pid>/clear_refs`" + `),
   during the big transaction. Compared with a 256 MiB target.
@@ -269,8 +272,16 @@ no repetitions: treat differences under ~10 % as noise.
   stopped (SIGTERM), one row is updated, tidegate is started again and the
   time until the sink counter shows at least one event is measured.
 
+- **CPU time** (in the details): user + system time of the tidegate process
+  (` + "`/proc/<pid>/stat`" + `) and of every ` + "`postgres`" + ` and ` + "`java`" + ` (Elasticsearch) process,
+  sampled at each poll, over the scenario. Sums above the wall time times
+  the CPUs say the machine was saturated; below it, something waited. The
+  bench scrapes metrics without gzip so as not to add to tidegate's figure.
+
 At the end the bench database, its replication slots and the bench indexes
-are deleted.
+are deleted. For performance work, ` + "`scripts/bench.sh -profile DIR`" + ` writes a CPU
+profile of every tidegate run (the ` + "`TIDEGATE_CPUPROFILE`" + ` environment variable
+of ` + "`tidegate run`" + `), and ` + "`-bus-only`" + ` stops after the no-sink scenarios.
 `
 
 // worstRatio returns the throughput figure furthest below its limit

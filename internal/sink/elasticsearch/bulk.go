@@ -162,6 +162,12 @@ func requestOutcome(results []opResult) string {
 
 // bulkOnce sends one bulk request with the request timeout.
 func (s *Sink) bulkOnce(ctx context.Context, body []byte) (int, []byte, error) {
+	select {
+	case s.requests <- struct{}{}:
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	defer func() { <-s.requests }()
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	start := time.Now()

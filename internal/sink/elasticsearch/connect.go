@@ -52,6 +52,11 @@ type connection struct {
 func newTransport(cfg Config) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = max(4, 2*cfg.Concurrency)
+	// No gzip: bulk responses (filtered to a status per item) would be
+	// compressed by the cluster and inflated here for every request, which
+	// cost both sides CPU (the sink: a tenth of its time) for a few hundred
+	// kilobytes per request.
+	t.DisableCompression = true
 	if cfg.CACertFile == "" && !cfg.InsecureSkipVerify {
 		return t, nil
 	}

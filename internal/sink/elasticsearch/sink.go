@@ -27,6 +27,9 @@ type Sink struct {
 	indexes   *indexes
 	metrics   *metrics
 	bufs      bufferPool
+	// requests holds a token per bulk request in flight: at most
+	// cfg.Concurrency, across concurrent Writes.
+	requests chan struct{}
 
 	warnLog  logLimiter
 	errorLog logLimiter
@@ -126,6 +129,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		metrics:   m,
 		warnLog:   logLimiter{every: logEvery},
 		errorLog:  logLimiter{every: logEvery},
+		requests:  make(chan struct{}, max(cfg.Concurrency, 1)),
 	}
 	s.log.Info("connected", "flavor", conn.info.Flavor, "version", conn.info.Version)
 	return s, nil

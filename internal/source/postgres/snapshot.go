@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -149,17 +150,30 @@ func (s *Source) readSnapshot(ctx context.Context, conn *pgx.Conn, st *sourceSta
 	started := time.Now()
 
 	g, gctx := errgroup.WithContext(ctx)
-	queue := make(chan job)
+	// The planner runs ahead of the readers (planning a big table is a
+	// pass over its key index: the readers would wait for it).
+	planned := make(chan int, len(snap.Tables))
 	g.Go(func() error {
-		defer close(queue)
+		defer close(planned)
 		for ti, ts := range snap.Tables {
 			if ts.Done == nil {
 				if err := s.planTable(gctx, planner, run, ts); err != nil {
 					return err
 				}
 			}
-			for ci, done := range ts.Done {
-				if done {
+			planned <- ti
+		}
+		return nil
+	})
+	queue := make(chan job)
+	g.Go(func() error {
+		defer close(queue)
+		for ti := range planned {
+			run.mu.Lock() // readers mark chunks done meanwhile
+			done := slices.Clone(snap.Tables[ti].Done)
+			run.mu.Unlock()
+			for ci, d := range done {
+				if d {
 					continue
 				}
 				select {

@@ -1,0 +1,84 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/tidegate/tidegate/event"
+)
+
+func flightOf(evs ...*event.Event) *flight {
+	f := &flight{events: evs, done: make(chan struct{})}
+	f.index()
+	return f
+}
+
+func row(table string, id int64, op event.Op) *event.Event {
+	return &event.Event{Op: op, Origin: &event.Origin{Schema: "public", Table: table},
+		Key: []*event.Column{{Name: "id", Value: event.Int(id)}}}
+}
+
+// Batches fly together only when they write no document in common;
+// truncates and sweeps fly alone; at most maxWritesInFlight fly at once.
+// (admit with a done context returns nil when f may fly at once and the
+// context's error when it would wait.)
+func TestFlightsAdmit(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	a := flightOf(row("t", 1, event.Op_OP_INSERT), row("t", 2, event.Op_OP_UPDATE))
+	var fs flights
+	if err := fs.admit(done, a); err != nil {
+		t.Fatalf("nothing in flight, yet admit waits: %v", err)
+	}
+	fs.list = append(fs.list, a)
+
+	cases := []struct {
+		name string
+		f    *flight
+		wait bool
+	}{
+		{"other documents", flightOf(row("t", 3, event.Op_OP_INSERT), row("u", 1, event.Op_OP_INSERT)), false},
+		{"a document in flight", flightOf(row("t", 3, event.Op_OP_INSERT), row("t", 2, event.Op_OP_DELETE)), true},
+		{"a truncate", flightOf(row("u", 9, event.Op_OP_INSERT), &event.Event{Op: event.Op_OP_TRUNCATE, Origin: &event.Origin{Schema: "public", Table: "u"}}), true},
+		{"no events", flightOf(), false},
+	}
+	for _, c := range cases {
+		err := fs.admit(done, c.f)
+		if c.wait != (err != nil) {
+			t.Errorf("%s: admit returned %v, want waiting %v", c.name, err, c.wait)
+		}
+	}
+
+	b := flightOf(row("t", 5, event.Op_OP_INSERT))
+	fs.list = append(fs.list, b)
+	if err := fs.admit(done, flightOf(row("t", 6, event.Op_OP_INSERT))); err == nil {
+		t.Errorf("%d batches in flight, yet a third may fly", len(fs.list))
+	}
+
+	// Once the first settles, the conflicting batch may fly.
+	close(a.done)
+	if err := fs.admit(done, flightOf(row("t", 2, event.Op_OP_DELETE))); err != nil {
+		t.Errorf("after the first settled: %v", err)
+	}
+	if len(fs.list) != 1 || fs.list[0] != b {
+		t.Fatalf("settled batch not forgotten: %d in flight", len(fs.list))
+	}
+
+	// A failure is returned to the runner.
+	boom := errors.New("boom")
+	b.err = boom
+	close(b.done)
+	if err := fs.admit(context.Background(), flightOf()); !errors.Is(err, boom) {
+		t.Fatalf("admit after a failure returned %v, want %v", err, boom)
+	}
+}
+
+// A truncate flies alone even when nothing else conflicts by key.
+func TestFlightTruncateAlone(t *testing.T) {
+	tr := flightOf(&event.Event{Op: event.Op_OP_SWEEP, Origin: &event.Origin{Schema: "public", Table: "t"}})
+	if !tr.alone || !tr.conflicts(flightOf()) {
+		t.Fatal("a sweep does not fly alone")
+	}
+}
