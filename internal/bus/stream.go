@@ -88,15 +88,12 @@ func (b *Bus) StreamBytes(ctx context.Context, pipeline string) (uint64, error) 
 }
 
 func (b *Bus) streamState(ctx context.Context, pipeline string) (jetstream.StreamState, error) {
+	// Stream fetches the stream's info: one request, not two.
 	s, err := b.js.Stream(ctx, StreamName(pipeline))
 	if err != nil {
 		return jetstream.StreamState{}, err
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return jetstream.StreamState{}, err
-	}
-	return info.State, nil
+	return s.CachedInfo().State, nil
 }
 
 // FirstSeq returns the first sequence held by the pipeline stream.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -347,6 +348,9 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 	}
 	if &data[0] != &b.data[0] {
 		recycleBatchBuffer(b.data) // published a copy
+	}
+	if ct := b.shared.commit; ct > 0 {
+		e.metrics.SourcePublish.WithLabelValues(e.pipeline).Observe(time.Since(time.UnixMicro(ct)).Seconds())
 	}
 	for op, n := range b.ops {
 		if n > 0 {

@@ -315,6 +315,12 @@ func (r *sinkRunner) write(ctx context.Context, f *flight) error {
 	}
 	stop := r.keepAlive(msgs)
 	start := time.Now()
+	for _, ev := range events {
+		if ct := ev.GetCommitTimeUs(); ct > 0 {
+			r.metrics.SinkDequeue.WithLabelValues(r.pipeline, r.name).Observe(start.Sub(time.UnixMicro(ct)).Seconds())
+			break
+		}
+	}
 	results, err := r.writer.Write(ctx, events)
 	stop()
 	if err != nil {

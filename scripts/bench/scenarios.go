@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"os"
 	"sync/atomic"
 	"time"
@@ -148,6 +149,14 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if err != nil {
 		return err
 	}
+	// Where the time goes: the sink's batch writes and its bulk requests.
+	parts := []string{"tidegate_source_publish_latency_seconds", "tidegate_sink_dequeue_latency_seconds", "tidegate_sink_write_seconds", "tidegate_sink_bulk_duration_seconds"}
+	partsBefore := make([]map[float64]float64, len(parts))
+	for i, n := range parts {
+		if partsBefore[i], err = p.m.histogram(n); err != nil {
+			return err
+		}
+	}
 	before, err := p.m.sinkEvents()
 	if err != nil {
 		return err
@@ -180,9 +189,19 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	}
 	q, count := quantiles(hBefore, hAfter, 0.5, 0.95, 0.99)
 	achieved := float64(total) / took.Seconds()
+	var breakdown []string
+	for i, n := range parts {
+		after, err := p.m.histogram(n)
+		if err != nil {
+			return err
+		}
+		pq, pc := quantiles(partsBefore[i], after, 0.5, 0.99)
+		breakdown = append(breakdown, fmt.Sprintf("%s p50 %.1f ms, p99 %.1f ms (%.0f observations)", strings.TrimPrefix(n, "tidegate_"), pq[0]*1e3, pq[1]*1e3, pc))
+	}
+	fmt.Printf("    %s\n", strings.Join(breakdown, "; "))
 	fmt.Printf("    achieved %.0f updates/s; %0.f observations; p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", achieved, count, q[0]*1e3, q[1]*1e3, q[2]*1e3)
-	note := fmt.Sprintf("%d updates at %.0f/s achieved (target %d/s), started once Elasticsearch ran no merge (waited %s); %.0f histogram observations; quantiles interpolated within buckets",
-		total, achieved, rate, waited.Round(time.Millisecond), count)
+	note := fmt.Sprintf("%d updates at %.0f/s achieved (target %d/s), started once Elasticsearch ran no merge (waited %s); %.0f histogram observations; quantiles interpolated within buckets; %s",
+		total, achieved, rate, waited.Round(time.Millisecond), count, strings.Join(breakdown, "; "))
 	for i, label := range []string{"p50", "p95", "p99"} {
 		limit, limitVal := "", 0.0
 		if label == "p99" {

@@ -19,6 +19,12 @@ type Metrics struct {
 	SinkWrite *prometheus.HistogramVec
 	// EndToEnd observes the delay from source commit to sink acknowledgement.
 	EndToEnd *prometheus.HistogramVec
+	// SourcePublish observes the delay from source commit to the source
+	// publishing the transaction's batch to the bus, once per batch.
+	SourcePublish *prometheus.HistogramVec
+	// SinkDequeue observes the delay from source commit to a sink starting
+	// to write the batch holding it (bus and queueing included).
+	SinkDequeue *prometheus.HistogramVec
 	// BusPending is the number of messages a sink has yet to acknowledge.
 	BusPending *prometheus.GaugeVec
 	// DLQDepth is the number of events held in a sink's dead-letter queue.
@@ -56,6 +62,12 @@ func New() *Metrics {
 		EndToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tidegate_end_to_end_latency_seconds", Help: "Delay from source commit to sink acknowledgement.", Buckets: latency,
 		}, []string{"pipeline", "sink"}),
+		SourcePublish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tidegate_source_publish_latency_seconds", Help: "Delay from source commit to publishing the batch to the bus (streamed changes).", Buckets: latency,
+		}, []string{"pipeline"}),
+		SinkDequeue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tidegate_sink_dequeue_latency_seconds", Help: "Delay from source commit to the sink starting to write the batch holding the change.", Buckets: latency,
+		}, []string{"pipeline", "sink"}),
 		BusPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tidegate_bus_pending_messages", Help: "Messages a sink has not yet acknowledged.",
 		}, []string{"pipeline", "sink"}),
@@ -81,7 +93,7 @@ func New() *Metrics {
 			Name: "tidegate_source_position_lost_total", Help: "Starts that found the replication slot gone or invalidated (see on_position_lost).",
 		}, []string{"pipeline"}),
 	}
-	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress,
+	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.SourcePublish, m.SinkDequeue, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress,
 		m.SlotLagExceeded, m.PositionLost)
 	return m
 }
