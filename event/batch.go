@@ -18,10 +18,15 @@ func (b *Batch) Expand() {
 	if len(b.Columns) == 0 {
 		return
 	}
+	var keys []*Column // one array for the batch's keys
 	for _, ev := range b.Events {
 		nameColumns(ev.GetBefore(), b.Columns)
 		if nameColumns(ev.GetAfter(), b.Columns) && len(ev.Key) == 0 && len(b.KeyColumns) > 0 {
-			ev.Key = keyOf(ev.After.Columns, b.KeyColumns)
+			if len(keys) < len(b.KeyColumns) {
+				keys = make([]*Column, len(b.KeyColumns)*len(b.Events))
+			}
+			ev.Key = keyOf(ev.After.Columns, b.KeyColumns, keys[:len(b.KeyColumns):len(b.KeyColumns)])
+			keys = keys[len(b.KeyColumns):]
 		}
 	}
 	b.Columns, b.KeyColumns = nil, nil
@@ -43,11 +48,10 @@ func nameColumns(r *Row, names []string) bool {
 	return true
 }
 
-// keyOf picks the key columns of a row by position; nil when a position is
-// out of range (a malformed batch: the event then has no key, which the
-// sinks report).
-func keyOf(cols []*Column, positions []uint32) []*Column {
-	key := make([]*Column, len(positions))
+// keyOf picks the key columns of a row by position into key; nil when a
+// position is out of range (a malformed batch: the event then has no key,
+// which the sinks report).
+func keyOf(cols []*Column, positions []uint32, key []*Column) []*Column {
 	for i, p := range positions {
 		if int(p) >= len(cols) {
 			return nil

@@ -262,8 +262,8 @@ func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight
 		if s := m.Headers().Get(bus.HeaderReplaySink); s != "" && s != r.name {
 			continue // a dead letter replayed for another sink
 		}
-		b := &event.Batch{}
-		if err := b.UnmarshalVT(m.Data()); err != nil {
+		b, err := event.UnmarshalBatch(m.Data())
+		if err != nil {
 			if err := r.deadLetter(ctx, m, nil, fmt.Sprintf("undecodable bus message (not an event batch): %v", err)); err != nil {
 				return nil, err
 			}

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 

@@ -1,0 +1,293 @@
+package event
+
+import (
+	"math"
+	"unsafe"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// UnmarshalBatch decodes an encoded Batch as (*Batch).UnmarshalVT does,
+// for less: the events, rows, columns and scalar values of the usual shapes
+// come from slabs (a few allocations per batch instead of about five per
+// column), and every string is a substring of one copy of data. Anything
+// else — a field the fast path does not know, a message-valued value, a
+// malformed encoding — goes to the generated decoder, for that event or
+// value or, at the batch level, for the whole batch, so the result is the
+// same. The strings keep the copy of data alive while any of them is
+// referenced.
+func UnmarshalBatch(data []byte) (*Batch, error) {
+	d := decoder{data: data}
+	b := &Batch{}
+	if !d.batch(data, b) {
+		b = &Batch{}
+		if err := b.UnmarshalVT(data); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// decoder is the state of one UnmarshalBatch.
+type decoder struct {
+	data []byte
+	str  string // data as a string, made on first use
+
+	events   slab[Event]
+	rows     slab[Row]
+	cols     slab[Column]
+	values   slab[Value]
+	ints     slab[Value_Int]
+	uints    slab[Value_Uint]
+	floats   slab[Value_Float]
+	bools    slab[Value_Bool]
+	texts    slab[Value_Text]
+	decimals slab[Value_Decimal]
+	jsons    slab[Value_Json]
+	ptrs     []*Column // chunk that rows' and keys' column lists are cut from
+}
+
+// slab hands out T's from chunks; a chunk stays alive as long as any of
+// its items is referenced. Chunks grow from 1 item to 256, so that a batch
+// of one event (a streamed transaction) does not allocate for hundreds.
+type slab[T any] struct{ items []T }
+
+func (s *slab[T]) next() *T {
+	if len(s.items) == cap(s.items) {
+		s.items = make([]T, 0, min(256, max(1, 2*cap(s.items))))
+	}
+	s.items = s.items[:len(s.items)+1]
+	return &s.items[len(s.items)-1]
+}
+
+// substr returns v, a part of d.data, as a part of d.str.
+func (d *decoder) substr(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if d.str == "" {
+		d.str = string(d.data)
+	}
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(v))) - uintptr(unsafe.Pointer(unsafe.SliceData(d.data))))
+	return d.str[off : off+len(v)]
+}
+
+// field reads one field: its number, wire type, and its value's bytes
+// (length-delimited) or number (varint, fixed64). ok is false on malformed
+// input.
+func field(b []byte) (num protowire.Number, typ protowire.Type, val []byte, x uint64, rest []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, nil, 0, nil, false
+	}
+	b = b[n:]
+	switch typ {
+	case protowire.BytesType:
+		val, n = protowire.ConsumeBytes(b)
+	case protowire.VarintType:
+		x, n = protowire.ConsumeVarint(b)
+	case protowire.Fixed64Type:
+		x, n = protowire.ConsumeFixed64(b)
+	default:
+		return 0, 0, nil, 0, nil, false
+	}
+	if n < 0 {
+		return 0, 0, nil, 0, nil, false
+	}
+	return num, typ, val, x, b[n:], true
+}
+
+func (d *decoder) batch(b []byte, out *Batch) bool {
+	for len(b) > 0 {
+		num, typ, val, _, rest, ok := field(b)
+		if !ok || typ != protowire.BytesType {
+			return false
+		}
+		b = rest
+		switch num {
+		case 1:
+			ev := d.events.next()
+			if !d.event(val, ev) {
+				*ev = Event{}
+				if ev.UnmarshalVT(val) != nil {
+					return false
+				}
+			}
+			out.Events = append(out.Events, ev)
+		case 2:
+			out.Shared = &Event{}
+			if out.Shared.UnmarshalVT(val) != nil {
+				return false
+			}
+		case 3:
+			out.Columns = append(out.Columns, d.substr(val))
+		case 4: // packed key_columns
+			for len(val) > 0 {
+				p, n := protowire.ConsumeVarint(val)
+				if n < 0 {
+					return false
+				}
+				out.KeyColumns = append(out.KeyColumns, uint32(p))
+				val = val[n:]
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// event decodes the usual event fields; false sends the event to the
+// generated decoder.
+func (d *decoder) event(b []byte, ev *Event) bool {
+	keyStart, keyDone := -1, false
+	for len(b) > 0 {
+		num, typ, val, x, rest, ok := field(b)
+		if !ok {
+			return false
+		}
+		b = rest
+		if keyStart >= 0 && num != 8 {
+			keyDone = true // the key's columns are contiguous (encoders write fields in order)
+		}
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			ev.Id = d.substr(val)
+		case num == 2 && typ == protowire.VarintType:
+			ev.Op = Op(int32(x))
+		case num == 8 && typ == protowire.BytesType && !keyDone:
+			c := d.cols.next()
+			if keyStart < 0 {
+				keyStart = len(d.ptrs)
+			}
+			if !d.column(val, c) {
+				return false
+			}
+			d.appendPtr(&keyStart, c)
+			ev.Key = d.ptrs[keyStart:len(d.ptrs):len(d.ptrs)]
+		case (num == 9 || num == 10) && typ == protowire.BytesType:
+			r := d.rows.next()
+			if !d.row(val, r) {
+				return false
+			}
+			if num == 9 {
+				ev.Before = r
+			} else {
+				ev.After = r
+			}
+		case num == 11 && typ == protowire.BytesType:
+			ev.Unchanged = append(ev.Unchanged, d.substr(val))
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// appendPtr appends c to the list that starts at *start in d.ptrs, moving
+// the list to a new chunk when the current one is full.
+func (d *decoder) appendPtr(start *int, c *Column) {
+	if len(d.ptrs) == cap(d.ptrs) {
+		n := len(d.ptrs) - *start
+		chunk := make([]*Column, n, max(min(1024, 2*cap(d.ptrs)), 8, 2*(n+1)))
+		copy(chunk, d.ptrs[*start:])
+		d.ptrs, *start = chunk, 0
+	}
+	d.ptrs = append(d.ptrs, c)
+}
+
+func (d *decoder) row(b []byte, r *Row) bool {
+	start := len(d.ptrs)
+	for len(b) > 0 {
+		num, typ, val, _, rest, ok := field(b)
+		if !ok || num != 1 || typ != protowire.BytesType {
+			return false
+		}
+		b = rest
+		c := d.cols.next()
+		if !d.column(val, c) {
+			return false
+		}
+		d.appendPtr(&start, c)
+	}
+	r.Columns = d.ptrs[start:len(d.ptrs):len(d.ptrs)]
+	if len(r.Columns) == 0 {
+		r.Columns = nil
+	}
+	return true
+}
+
+func (d *decoder) column(b []byte, c *Column) bool {
+	for len(b) > 0 {
+		num, typ, val, _, rest, ok := field(b)
+		if !ok || typ != protowire.BytesType {
+			return false
+		}
+		b = rest
+		switch num {
+		case 1:
+			c.Name = d.substr(val)
+		case 2:
+			v := d.values.next()
+			if !d.value(val, v) {
+				*v = Value{}
+				if v.UnmarshalVT(val) != nil {
+					return false
+				}
+			}
+			c.Value = v
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// value decodes a scalar value; false for message-valued kinds (and
+// anything unusual), which the generated decoder then reads.
+func (d *decoder) value(b []byte, v *Value) bool {
+	for len(b) > 0 {
+		num, typ, val, x, rest, ok := field(b)
+		if !ok {
+			return false
+		}
+		b = rest
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			k := d.bools.next()
+			k.Bool = x != 0
+			v.Kind = k
+		case num == 2 && typ == protowire.VarintType:
+			k := d.ints.next()
+			k.Int = protowire.DecodeZigZag(x)
+			v.Kind = k
+		case num == 3 && typ == protowire.VarintType:
+			k := d.uints.next()
+			k.Uint = x
+			v.Kind = k
+		case num == 4 && typ == protowire.Fixed64Type:
+			k := d.floats.next()
+			k.Float = math.Float64frombits(x)
+			v.Kind = k
+		case num == 5 && typ == protowire.BytesType:
+			k := d.decimals.next()
+			k.Decimal = d.substr(val)
+			v.Kind = k
+		case num == 6 && typ == protowire.BytesType:
+			k := d.texts.next()
+			k.Text = d.substr(val)
+			v.Kind = k
+		case num == 12 && typ == protowire.BytesType:
+			k := d.jsons.next()
+			k.Json = d.substr(val)
+			v.Kind = k
+		case num == 7 && typ == protowire.BytesType:
+			v.Kind = &Value_Bytes{Bytes: append([]byte{}, val...)}
+		case num == 13 && typ == protowire.BytesType:
+			v.Kind = &Value_Uuid{Uuid: append([]byte{}, val...)}
+		default:
+			return false
+		}
+	}
+	return true
+}
