@@ -322,6 +322,12 @@ func decodeTimestamp(a *Arena, s []byte, withZone bool) (*event.Value, error) {
 	if inf != 0 {
 		return a.timestamp(0, !withZone, inf), nil
 	}
+	return timestampValue(a, days, clock, withZone)
+}
+
+// timestampValue is a timestamp of days since 1970-01-01 and microseconds
+// into the day (see decodeTimestamp).
+func timestampValue(a *Arena, days, clock int64, withZone bool) (*event.Value, error) {
 	if days < -maxDays || days >= pgEndDays {
 		return nil, ErrRange // not a PostgreSQL timestamp
 	}
