@@ -10,10 +10,11 @@ import (
 	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
 )
 
-// The binary format of timestamps and dates (what snapshot readers ask
-// for) decodes to exactly the value their text format does, over
-// PostgreSQL's whole range: infinities, BC, leap days, fractions, the days
-// past event.Timestamp's range, and random instants.
+// The binary format of the types snapshot readers ask for in binary
+// decodes to exactly the value their text format does, over PostgreSQL's
+// whole range: for timestamps and dates infinities, BC, leap days,
+// fractions, the days past event.Timestamp's range and random instants;
+// integer limits; both booleans.
 func TestBinaryMatchesText(t *testing.T) {
 	e := newPGEnv(t)
 	cases := map[string][]string{
@@ -24,6 +25,10 @@ func TestBinaryMatchesText(t *testing.T) {
 			"4713-01-01 00:00:00 BC", "294276-12-31 23:59:59.999999", "9999-12-31 23:59:59.999999"},
 		"date": {"infinity", "-infinity", "1970-01-01", "2000-01-01", "1999-12-31", "2000-02-29", "4713-01-01 BC",
 			"0001-01-01", "5874897-12-31"},
+		"int2":    {"0", "-1", "32767", "-32768"},
+		"int4":    {"0", "-1", "2147483647", "-2147483648", "123456"},
+		"int8":    {"0", "-1", "9223372036854775807", "-9223372036854775808", "4294967296"},
+		"boolean": {"true", "false"},
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	for range 300 {
@@ -32,7 +37,7 @@ func TestBinaryMatchesText(t *testing.T) {
 		cases["timestamp"] = append(cases["timestamp"], fmt.Sprintf("epoch %d", us))
 		cases["date"] = append(cases["date"], fmt.Sprintf("epoch %d", us))
 	}
-	oids := map[string]uint32{"timestamptz": 1184, "timestamp": 1114, "date": 1082}
+	oids := map[string]uint32{"timestamptz": 1184, "timestamp": 1114, "date": 1082, "int2": 21, "int4": 23, "int8": 20, "boolean": 16}
 	for typ, lits := range cases {
 		oid := oids[typ]
 		if !pgdecode.Binary(oid) {
