@@ -30,7 +30,10 @@ so a stop at any moment — even kill -9 — loses nothing).
 
 On first start each pipeline creates its publication and replication slot,
 snapshots the tables (in parallel key-range chunks, resumable), then streams.
-Progress is shown on a terminal and logged every 10 s otherwise.`,
+Progress is shown on a terminal and logged every 10 s otherwise.
+
+For performance work, TIDEGATE_CPUPROFILE=FILE writes a CPU profile of the
+whole run (go tool pprof); /debug/pprof on the admin address covers a window.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(path)
