@@ -16,6 +16,10 @@ import (
 // the cluster idled a third of a snapshot: 1.1 of 2 cores busy.)
 const maxWritesInFlight = 2
 
+// maxFlightsHeld bounds the batches a runner holds: written ones wait for
+// the acknowledgement of those before them.
+const maxFlightsHeld = 2 * maxWritesInFlight
+
 // flight is one batch on its way to the sink: decoded, then written,
 // dead-lettered where needed and acknowledged by its own goroutine.
 //
@@ -35,9 +39,23 @@ type flight struct {
 	docs  map[uint64]struct{}
 	alone bool
 
-	prev *flight       // the batch launched before, or nil
-	done chan struct{} // closed when the batch is settled or failed
-	err  error         // set before done is closed
+	prev    *flight       // the batch launched before, or nil
+	written chan struct{} // closed when the write is over (applied or failed)
+	done    chan struct{} // closed when the batch is settled (acknowledged) or failed
+	err     error         // set before done is closed
+}
+
+// isWritten reports whether the batch's write is over: its documents no
+// longer conflict, and it no longer counts against maxWritesInFlight (its
+// acknowledgement, a round trip to the bus, need not hold up the next
+// write).
+func (f *flight) isWritten() bool {
+	select {
+	case <-f.written:
+		return true
+	default:
+		return false
+	}
 }
 
 // errEarlierFailed ends a batch whose predecessor failed: it is not
@@ -92,23 +110,34 @@ type flights struct {
 	list []*flight
 }
 
-// admit waits until f may fly: fewer than maxWritesInFlight batches in
-// flight and none that conflicts with it. It returns the error of a batch
-// that failed (the runner stops then) or ctx's.
+// admit waits until f may fly: fewer than maxWritesInFlight batches being
+// written, none of them sharing a document with f, and fewer than
+// maxFlightsHeld held. It returns the error of a batch that failed (the
+// runner stops then) or ctx's.
 func (fs *flights) admit(ctx context.Context, f *flight) error {
 	for {
 		if err := fs.reap(); err != nil {
 			return err
 		}
-		blocked := len(fs.list) >= maxWritesInFlight
+		blocked := len(fs.list) >= maxFlightsHeld
+		writing := 0
+		var wake <-chan struct{} // the first batch being written
 		for _, g := range fs.list {
+			if g.isWritten() {
+				continue
+			}
+			if wake == nil {
+				wake = g.written
+			}
+			writing++
 			blocked = blocked || f.conflicts(g)
 		}
-		if !blocked {
+		if !blocked && writing < maxWritesInFlight {
 			return nil
 		}
 		select {
 		case <-fs.list[0].done:
+		case <-wake:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

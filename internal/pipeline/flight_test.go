@@ -9,7 +9,7 @@ import (
 )
 
 func flightOf(evs ...*event.Event) *flight {
-	f := &flight{events: evs, done: make(chan struct{})}
+	f := &flight{events: evs, written: make(chan struct{}), done: make(chan struct{})}
 	f.index()
 	return f
 }
@@ -80,5 +80,30 @@ func TestFlightTruncateAlone(t *testing.T) {
 	tr := flightOf(&event.Event{Op: event.Op_OP_SWEEP, Origin: &event.Origin{Schema: "public", Table: "t"}})
 	if !tr.alone || !tr.conflicts(flightOf()) {
 		t.Fatal("a sweep does not fly alone")
+	}
+}
+
+// A batch whose write is over no longer conflicts nor counts as a write in
+// flight while it waits for its acknowledgement; at most maxFlightsHeld
+// batches are held.
+func TestFlightsWrittenReleasesItsSlot(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	var fs flights
+	for i := range maxFlightsHeld - 1 {
+		f := flightOf(row("t", 1, event.Op_OP_UPDATE)) // all about one document
+		if err := fs.admit(done, f); err != nil {
+			t.Fatalf("batch %d: the earlier ones are written, yet admit waits: %v", i, err)
+		}
+		close(f.written)
+		fs.list = append(fs.list, f)
+	}
+	last := flightOf(row("t", 1, event.Op_OP_UPDATE))
+	if err := fs.admit(done, last); err != nil {
+		t.Fatalf("written batches still hold the document: %v", err)
+	}
+	fs.list = append(fs.list, last)
+	if err := fs.admit(done, flightOf(row("t", 2, event.Op_OP_UPDATE))); err == nil {
+		t.Fatalf("%d batches held, yet one more may fly", len(fs.list))
 	}
 }

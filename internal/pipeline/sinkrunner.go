@@ -255,7 +255,7 @@ func msgCost(m jetstream.Msg) int64 {
 // dead-letter queue here; an error means that failed (nothing is
 // acknowledged then).
 func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight, error) {
-	f := &flight{msgs: msgs, done: make(chan struct{})}
+	f := &flight{msgs: msgs, written: make(chan struct{}), done: make(chan struct{})}
 	f.events = make([]*event.Event, 0, len(msgs))
 	f.idx = make([]int, 0, len(msgs))
 	for i, m := range msgs {
@@ -285,7 +285,8 @@ func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight
 func (r *sinkRunner) fly(ctx context.Context, f *flight) {
 	defer close(f.done)
 	f.err = r.write(ctx, f)
-	f.events, f.idx, f.docs = nil, nil, nil // written: free them now
+	f.events, f.idx = nil, nil // written: free them now (docs go with the flight)
+	close(f.written)
 	if prev := f.prev; prev != nil {
 		// Dropped once waited for: flights would otherwise chain every
 		// batch ever written.

@@ -156,17 +156,28 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, tb := range testkit.ShopTables {
-		if err := createIndex(ctx, esURL, bulkPrefix+tb.Name); err != nil {
+	// Best of two runs into fresh indexes: a cluster just started is still
+	// compiling its hot paths, and a slow first run would flatter tidegate.
+	var bulkTime time.Duration
+	var loaderES *procCPU
+	for run := 1; run <= 2; run++ {
+		for _, tb := range testkit.ShopTables {
+			_ = search.DeleteIndex(ctx, bulkPrefix+tb.Name)
+			if err := createIndex(ctx, esURL, bulkPrefix+tb.Name); err != nil {
+				return err
+			}
+		}
+		cpu := newProcCPU("java")
+		took, err := bulkLimit(ctx, esURL, bodies)
+		if err != nil {
 			return err
 		}
+		cpu.sample()
+		fmt.Printf("    run %d: %s\n", run, took.Round(time.Millisecond))
+		if bulkTime == 0 || took < bulkTime {
+			bulkTime, loaderES = took, cpu
+		}
 	}
-	loaderES := newProcCPU("java")
-	bulkTime, err := bulkLimit(ctx, esURL, bodies)
-	if err != nil {
-		return err
-	}
-	loaderES.sample()
 	bodies = nil
 	bulkRate := float64(docs) / bulkTime.Seconds()
 	fmt.Printf("    %d documents in %s: %.0f docs/s; Elasticsearch CPU %.1f s\n", docs, bulkTime.Round(time.Millisecond), bulkRate, loaderES.seconds())

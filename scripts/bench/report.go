@@ -235,7 +235,9 @@ no repetitions: treat differences under ~10 % as noise.
   ` + "`tidegate_events_total{stage=\"sink:search\"}`" + ` reaches the row count. Limit: a
   minimal bulk loader. The same rows are read with the same text decoding
   (pgdecode + ` + "`event.AppendRowJSON`" + `, document ids from ` + "`event.DocumentID`" + `),
-  pre-rendered as NDJSON index actions with ` + "`_id`" + ` before the clock starts, split
+  pre-rendered as NDJSON index actions with ` + "`_id`" + ` before the clock starts (best of
+  two runs into fresh indexes, so that a cluster still warming up does not
+  lower the limit), split
   like the sink's defaults (5 MiB or 5000 actions per request) and POSTed to
   ` + "`/_bulk`" + ` two at a time (the sink's default concurrency) into separate indexes
   created with the same settings (` + "`refresh_interval: 1s`" + `, dynamic mapping). The
