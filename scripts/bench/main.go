@@ -167,7 +167,7 @@ func run(ctx context.Context, o options) (err error) {
 				return err
 			}
 		}
-		cpu := newProcCPU("java")
+		cpu := newESCPU()
 		took, err := bulkLimit(ctx, esURL, bodies)
 		if err != nil {
 			return err
@@ -203,7 +203,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := writeConfig(cfgPath, o, dsn, esURL); err != nil {
 		return err
 	}
-	snapPG, snapJava := newPGCPU(), newProcCPU("java")
+	snapPG, snapJava := newPGCPU(), newESCPU()
 	started := time.Now()
 	if p, err = startTidegate(o.bin, cfgPath, logPath, o.adminAddr); err != nil {
 		return err

@@ -272,17 +272,17 @@ func cpuSeconds(pid int) float64 {
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
 const clockTicks = 100
 
-// procCPU measures the CPU time the processes of one name (postgres, java)
-// use over a scenario by sampling them (sample at every poll): a process's
-// time is counted up to its last sample, so a backend that exits between
-// two polls loses at most one poll interval.
+// procCPU measures the CPU time of some processes (PostgreSQL's, or
+// Elasticsearch's) over a scenario by sampling them (sample at every poll):
+// a process's time is counted up to its last sample, so a backend that
+// exits between two polls loses at most one poll interval.
 type procCPU struct {
-	comm       string
+	match      func(pid int, comm string) bool
 	base, last map[int]float64
 }
 
-func newProcCPU(comm string) *procCPU {
-	m := &procCPU{comm: comm, base: map[int]float64{}, last: map[int]float64{}}
+func newProcCPU(match func(pid int, comm string) bool) *procCPU {
+	m := &procCPU{match: match, base: map[int]float64{}, last: map[int]float64{}}
 	m.sample()
 	for pid, v := range m.last {
 		m.base[pid] = v
@@ -290,7 +290,24 @@ func newProcCPU(comm string) *procCPU {
 	return m
 }
 
-func newPGCPU() *procCPU { return newProcCPU("postgres") }
+// newPGCPU measures every postgres process (the server and its backends).
+func newPGCPU() *procCPU {
+	return newProcCPU(func(_ int, comm string) bool { return comm == "postgres" })
+}
+
+// newESCPU measures the Elasticsearch node scripts/services.sh started (its
+// pid file), or every java process when the pid file cannot be read.
+func newESCPU() *procCPU {
+	files, _ := filepath.Glob(".services/es/run/*.pid")
+	if len(files) == 1 {
+		if data, err := os.ReadFile(files[0]); err == nil {
+			if es, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				return newProcCPU(func(pid int, _ string) bool { return pid == es })
+			}
+		}
+	}
+	return newProcCPU(func(_ int, comm string) bool { return comm == "java" })
+}
 
 func (m *procCPU) sample() {
 	entries, _ := os.ReadDir("/proc")
@@ -299,7 +316,7 @@ func (m *procCPU) sample() {
 		if err != nil {
 			continue
 		}
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == m.comm {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && m.match(pid, strings.TrimSpace(string(comm))) {
 			if v := cpuSeconds(pid); v > 0 {
 				m.last[pid] = v
 			}

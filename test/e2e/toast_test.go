@@ -13,12 +13,7 @@ import (
 // incompressible values (md5 chains, > 100 kB), so PostgreSQL stores them
 // out of line; one with REPLICA IDENTITY DEFAULT, one with FULL. doc holds
 // numbers that a re-encoding would change (1.50, a decimal beyond float64).
-const toastE2ESchema = `
-CREATE FUNCTION md5_chain(seed text, n int) RETURNS text LANGUAGE sql IMMUTABLE AS
-  $$ SELECT string_agg(md5(seed || i), '' ORDER BY i) FROM generate_series(1, n) i $$;
-CREATE FUNCTION md5_doc(seed text, n int) RETURNS jsonb LANGUAGE sql IMMUTABLE AS
-  $$ SELECT jsonb_build_object('seed', seed, 'price', 1.50, 'big', 12345678901234567890.123456789,
-       'chain', (SELECT jsonb_agg(md5(seed || i) ORDER BY i) FROM generate_series(1, n) i)) $$;
+const toastE2ESchema = testkit.ToastFunctions + `
 CREATE TABLE toast_default (id int PRIMARY KEY, title text NOT NULL, n int NOT NULL, body text, doc jsonb);
 CREATE TABLE toast_full (id int PRIMARY KEY, title text NOT NULL, n int NOT NULL, body text, doc jsonb);
 ALTER TABLE toast_full REPLICA IDENTITY FULL;

@@ -381,17 +381,7 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, em Emitter, st *
 	version := st.Version
 	position := pglogrepl.LSN(version).String()
 	rowsMetric := s.opts.Metrics.SnapshotRows.WithLabelValues(s.opts.Pipeline, ts.Table)
-	// Timestamps and dates come in binary (pgdecode.Binary): cheaper for
-	// both sides than text.
-	var formats []int16
-	for i, c := range t.Columns {
-		if pgdecode.Binary(c.TypeOID) {
-			if formats == nil {
-				formats = make([]int16, len(t.Columns))
-			}
-			formats[i] = 1
-		}
-	}
+	formats := resultFormats(t)
 	rr := conn.PgConn().ExecParams(ctx, sql, params, oids, nil, formats)
 	var n int64
 	rb := rowBuilder{formats: formats}
@@ -425,6 +415,23 @@ func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, em Emitter, st *
 	return em.Mark(ctx, chunkRef{table: ti, chunk: ci, rows: n})
 }
 
+// resultFormats are the result formats a snapshot reader asks for: binary
+// (1) for the columns pgdecode reads in binary (integers, booleans, dates,
+// timestamps: cheaper for both sides than text), text for the others; nil
+// when all are text.
+func resultFormats(t *Table) []int16 {
+	var formats []int16
+	for i, c := range t.Columns {
+		if pgdecode.Binary(c.TypeOID) {
+			if formats == nil {
+				formats = make([]int16, len(t.Columns))
+			}
+			formats[i] = 1
+		}
+	}
+	return formats
+}
+
 // rowBuilder decodes the rows a snapshot reader reads into one event it
 // reuses, with the values in an arena reset for every row (Emit does not
 // retain events): a row costs no allocation besides its arrays.
@@ -440,8 +447,8 @@ type rowBuilder struct {
 	formats []int16
 }
 
-// build decodes a full row (text format) into the event's key and after;
-// the other fields of the event are reset.
+// build decodes a full row (each column in its result format) into the
+// event's key and after; the other fields of the event are reset.
 func (b *rowBuilder) build(s *Source, t *Table, vals [][]byte) (*event.Event, error) {
 	if len(vals) != len(t.Columns) {
 		return nil, fmt.Errorf("%s: got %d columns, expected %d (did the table change during the snapshot?)", t.QualifiedName(), len(vals), len(t.Columns))

@@ -21,12 +21,7 @@ import (
 // toastSchema creates two tables with large, incompressible values (md5
 // chains, > 100 kB each), stored out of line: one with REPLICA IDENTITY
 // DEFAULT, one with FULL.
-const toastSchema = `
-CREATE FUNCTION md5_chain(seed text, n int) RETURNS text LANGUAGE sql IMMUTABLE AS
-  $$ SELECT string_agg(md5(seed || i), '' ORDER BY i) FROM generate_series(1, n) i $$;
-CREATE FUNCTION md5_doc(seed text, n int) RETURNS jsonb LANGUAGE sql IMMUTABLE AS
-  $$ SELECT jsonb_build_object('seed', seed, 'price', 1.50, 'big', 12345678901234567890.123456789,
-       'chain', (SELECT jsonb_agg(md5(seed || i) ORDER BY i) FROM generate_series(1, n) i)) $$;
+const toastSchema = testkit.ToastFunctions + `
 CREATE TABLE toast_default (id int PRIMARY KEY, title text, body text, doc jsonb);
 CREATE TABLE toast_full (id int PRIMARY KEY, title text, body text, doc jsonb);
 ALTER TABLE toast_full REPLICA IDENTITY FULL;
