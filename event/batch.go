@@ -60,23 +60,3 @@ func keyOf(cols []*Column, positions []uint32, key []*Column) []*Column {
 	}
 	return key
 }
-
-// ID returns the event's id: Id, or for a snapshot row, which leaves it
-// empty on the bus, "<source>:snap:<position>:<schema>.<table>:<document
-// id>" (unique: a snapshot reads each row once at one position).
-func (e *Event) ID() string {
-	if e.GetId() != "" || e.GetOp() != Op_OP_SNAPSHOT {
-		return e.GetId()
-	}
-	o := e.GetOrigin()
-	b := make([]byte, 0, 64)
-	b = append(b, o.GetSource()...)
-	b = append(b, ":snap:"...)
-	b = append(b, e.GetPosition()...)
-	b = append(b, ':')
-	b = append(b, o.GetSchema()...)
-	b = append(b, '.')
-	b = append(b, o.GetTable()...)
-	b = append(b, ':')
-	return string(AppendDocumentID(b, e.GetKey()))
-}
