@@ -23,6 +23,8 @@ import (
 const (
 	batchMaxEvents = 512
 	batchMaxBytes  = 512 << 10
+	// maxEventBytes bounds one event with its batch's header.
+	maxEventBytes = bus.MaxMessageBytes - 64<<10
 )
 
 // busEmitter publishes a source's events to the pipeline stream, in
@@ -38,6 +40,7 @@ type busEmitter struct {
 
 	mu   sync.Mutex
 	bufs map[tableID]*batchBuf
+	last *batchBuf // the one used last, of bufs
 }
 
 type tableID struct{ schema, table string }
@@ -46,6 +49,7 @@ type tableID struct{ schema, table string }
 // fields (field 2) followed by field-1 length-delimited events, which leave
 // the shared fields out.
 type batchBuf struct {
+	tid     tableID
 	subject string
 	table   string
 	id      string // de-duplication id of the message: first event id + count
@@ -106,19 +110,36 @@ func (e *busEmitter) Lane() postgres.Emitter {
 }
 
 func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
-	o := ev.GetOrigin()
-	tid := tableID{o.GetSchema(), o.GetTable()}
-
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	err := e.emit(ctx, ev)
+	e.mu.Unlock()
+	return err
+}
+
+// buffer returns the batch of ev's table. (The last one is kept at hand:
+// consecutive events are mostly of one table.)
+func (e *busEmitter) buffer(ev *event.Event) *batchBuf {
+	o := ev.GetOrigin()
+	if b := e.last; b != nil && b.tid.schema == o.GetSchema() && b.tid.table == o.GetTable() {
+		return b
+	}
+	tid := tableID{o.GetSchema(), o.GetTable()}
 	if e.bufs == nil {
 		e.bufs = map[tableID]*batchBuf{}
 	}
 	b := e.bufs[tid]
 	if b == nil {
-		b = &batchBuf{subject: bus.Subject(e.pipeline, tid.schema, tid.table), table: tid.schema + "." + tid.table}
+		b = &batchBuf{tid: tid, subject: bus.Subject(e.pipeline, tid.schema, tid.table), table: tid.schema + "." + tid.table}
 		e.bufs[tid] = b
 	}
+	e.last = b
+	return b
+}
+
+// emit is Emit with e.mu held. (No defer: with this many returns Go would
+// not open-code it, and the slow path showed in snapshot profiles.)
+func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
+	b := e.buffer(ev)
 	sh := sharedOf(ev)
 	if b.n > 0 && !b.shared.equal(sh) {
 		if err := e.publish(ctx, b); err != nil {
@@ -133,8 +154,11 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 	// The event without what the batch carries for it (restored before
 	// returning: the caller owns it).
 	st := b.strip(ev)
-	size := ev.SizeVT()
-	if b.n > 0 && len(b.data)+size+16 > batchMaxBytes {
+	at := len(b.data)
+	b.data = event.AppendDelimited(protowire.AppendTag(b.data, 1, protowire.BytesType), ev)
+	if b.n > 0 && len(b.data)+16 > batchMaxBytes {
+		// Full: this event starts the next batch.
+		b.data = b.data[:at]
 		st.restore(ev, b)
 		if err := e.publish(ctx, b); err != nil {
 			return err
@@ -143,32 +167,24 @@ func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 			return err
 		}
 		st = b.strip(ev)
-		size = ev.SizeVT()
+		at = len(b.data)
+		b.data = event.AppendDelimited(protowire.AppendTag(b.data, 1, protowire.BytesType), ev)
 	}
-	defer st.restore(ev, b)
-	if b.header+size > bus.MaxMessageBytes-(64<<10) {
+	if size := len(b.data) - at; b.header+size > maxEventBytes {
+		b.data = b.data[:at]
 		st.restore(ev, b)
 		// Skipping it would lose a change silently; the source stops here
 		// and retries, saying why.
-		return fmt.Errorf("event %s of table %s.%s (op %s) is %d bytes, more than a bus message can hold (%d bytes): "+
+		return fmt.Errorf("event %s of table %s (op %s) is %d bytes, more than a bus message can hold (%d bytes): "+
 			"tidegate cannot carry it and does not skip it (see \"Not guaranteed\" in docs/guarantees.md)",
-			ev.ID(), o.GetSchema(), o.GetTable(), event.OpName(ev.GetOp()), b.header+size, bus.MaxMessageBytes-(64<<10))
+			ev.ID(), b.table, event.OpName(ev.GetOp()), b.header+size, maxEventBytes)
 	}
-	b.data = protowire.AppendTag(b.data, 1, protowire.BytesType)
-	b.data = protowire.AppendVarint(b.data, uint64(size))
-	at := len(b.data)
-	b.data = slices.Grow(b.data, size)[:at+size]
-	if _, err := ev.MarshalToSizedBufferVT(b.data[at:]); err != nil {
-		b.data = b.data[:at-protowire.SizeTag(1)-protowire.SizeVarint(uint64(size))]
-		st.restore(ev, b)
-		return fmt.Errorf("encoding event %s: %w", ev.ID(), err)
-	}
+	st.restore(ev, b)
 	if int(ev.GetOp()) < len(b.ops) {
 		b.ops[ev.GetOp()]++
 	}
 	b.n++
 	if b.n >= batchMaxEvents || len(b.data) >= batchMaxBytes {
-		st.restore(ev, b)
 		return e.publish(ctx, b)
 	}
 	return nil

@@ -318,3 +318,52 @@ func TestEmitterLanes(t *testing.T) {
 		}
 	}
 }
+
+// An event too large for a bus message is refused with an error naming
+// it, not skipped and not cut: the caller's event is unchanged and the
+// batch keeps the events before and after it.
+func TestEmitterEventTooLarge(t *testing.T) {
+	ctx := context.Background()
+	em, cons, _ := newTestEmitter(t)
+	origin := &event.Origin{Source: "src", Schema: "public", Table: "t"}
+	ev := func(id, body string) *event.Event {
+		cols := []*event.Column{{Name: "id", Value: event.Text(id)}, {Name: "body", Value: event.Text(body)}}
+		return &event.Event{Id: id, Op: event.Op_OP_INSERT, Origin: origin, Position: "0/1", Key: cols[:1], After: &event.Row{Columns: cols}}
+	}
+	if err := em.Emit(ctx, ev("a", "small")); err != nil {
+		t.Fatal(err)
+	}
+	big := ev("big", strings.Repeat("x", bus.MaxMessageBytes))
+	orig := proto.Clone(big).(*event.Event)
+	err := em.Emit(ctx, big)
+	if err == nil || !strings.Contains(err.Error(), "more than a bus message can hold") || !strings.Contains(err.Error(), "big") {
+		t.Fatalf("got %v, want the too-large error naming the event", err)
+	}
+	if !proto.Equal(big, orig) {
+		t.Fatal("Emit changed the refused event")
+	}
+	if err := em.Emit(ctx, ev("b", "small")); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := cons.Fetch(10, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for m := range msgs.Messages() {
+		bt, err := event.UnmarshalBatch(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bt.Expand()
+		for _, e := range bt.Events {
+			ids = append(ids, e.GetId())
+		}
+	}
+	if !slices.Equal(ids, []string{"a", "b"}) {
+		t.Fatalf("bus holds events %v, want [a b]", ids)
+	}
+}

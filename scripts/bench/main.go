@@ -228,8 +228,11 @@ func run(ctx context.Context, o options) (err error) {
 	sample()
 	snapPG.sample()
 	snapJava.sample()
-	snapCPU := fmt.Sprintf("CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s)",
-		cpuSeconds(pid), snapPG.seconds(), snapJava.seconds(), loaderES.seconds())
+	// Bulk requests in flight on average: the loader keeps
+	// bulkConcurrency there all the time.
+	bulkBusy, _ := p.m.get("tidegate_sink_bulk_duration_seconds_sum")
+	snapCPU := fmt.Sprintf("CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s); bulk requests in flight %.2f on average",
+		cpuSeconds(pid), snapPG.seconds(), snapJava.seconds(), loaderES.seconds(), bulkBusy/snapES.Seconds())
 	res.HWMSnapshot = max(procStatus(pid, "VmHWM"), sampled)
 	fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB; %s\n", snapBus.Round(time.Millisecond), snapES.Round(time.Millisecond), mib(res.HWMSnapshot), snapCPU)
 	res.add("snapshot PostgreSQL → bus, sink running", "rows/s", float64(total)/snapBus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,

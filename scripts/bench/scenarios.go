@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,7 +85,7 @@ func autocommit(ctx context.Context, o options, p *process, dsn string, conn *pg
 	err = updaters(ctx, dsn, workers, func() (int64, bool) {
 		g := next.Add(1)
 		return g, g <= n
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}
@@ -110,10 +112,21 @@ func autocommit(ctx context.Context, o options, p *process, dsn string, conn *pg
 // updaters runs workers connections, each updating the order item with
 // ordinal g (1-based, the order LoadShop inserts them in) until next
 // says stop.
-func updaters(ctx context.Context, dsn string, workers int, next func() (int64, bool)) error {
+// Each update's round trip (the commit as the client sees it) is
+// appended to rtts when it is not nil.
+func updaters(ctx context.Context, dsn string, workers int, next func() (int64, bool), rtts *[]time.Duration) error {
 	g, gctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex
 	for range workers {
 		g.Go(func() error {
+			var mine []time.Duration
+			defer func() {
+				if rtts != nil {
+					mu.Lock()
+					*rtts = append(*rtts, mine...)
+					mu.Unlock()
+				}
+			}()
 			c, err := testkit.ConnectSession(gctx, dsn)
 			if err != nil {
 				return err
@@ -124,9 +137,11 @@ func updaters(ctx context.Context, dsn string, workers int, next func() (int64, 
 				if !ok {
 					return nil
 				}
+				sent := time.Now()
 				if _, err := c.Exec(gctx, "UPDATE order_items SET qty = qty + 1 WHERE order_id = $1 AND line = $2", 1+(i-1)/2, 1+(i-1)%2); err != nil {
 					return err
 				}
+				mine = append(mine, time.Since(sent))
 			}
 		})
 	}
@@ -163,6 +178,7 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	}
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
+	var rtts []time.Duration
 	var issued atomic.Int64
 	// Enough connections that the rate is reached (a round trip and a
 	// commit take ~0.5-1 ms each on this machine).
@@ -175,7 +191,7 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 			time.Sleep(d)
 		}
 		return i, true
-	})
+	}, &rtts)
 	if err != nil {
 		return err
 	}
@@ -197,6 +213,13 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 		}
 		pq, pc := quantiles(partsBefore[i], after, 0.5, 0.99)
 		breakdown = append(breakdown, fmt.Sprintf("%s p50 %.1f ms, p99 %.1f ms (%.0f observations)", strings.TrimPrefix(n, "tidegate_"), pq[0]*1e3, pq[1]*1e3, pc))
+	}
+	// The database's own commit latency: the end-to-end figure starts at
+	// the commit timestamp, before PostgreSQL has flushed the commit.
+	slices.Sort(rtts)
+	if len(rtts) > 0 {
+		breakdown = append(breakdown, fmt.Sprintf("UPDATE round trip at the load generator (commit included) p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+			ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]), ms(rtts[len(rtts)-1])))
 	}
 	fmt.Printf("    %s\n", strings.Join(breakdown, "; "))
 	fmt.Printf("    achieved %.0f updates/s; %0.f observations; p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", achieved, count, q[0]*1e3, q[1]*1e3, q[2]*1e3)
@@ -296,3 +319,5 @@ func esMergesRunning(ctx context.Context, esURL string) (int, error) {
 	}
 	return stats.All.Total.Merges.Current, nil
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

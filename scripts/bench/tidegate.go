@@ -39,6 +39,10 @@ func startTidegate(bin, cfg, logPath, adminAddr string) (*process, error) {
 	cmd := exec.Command(bin, "run", "-c", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if profileDir != "" {
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			logf.Close()
+			return nil, err
+		}
 		profiles++
 		prof := filepath.Join(profileDir, fmt.Sprintf("tidegate-%d.pprof", profiles))
 		cmd.Env = append(os.Environ(), "TIDEGATE_CPUPROFILE="+prof)
@@ -71,8 +75,14 @@ func (p *process) stop() error {
 
 // waitFor polls cond every interval until it is true, tidegate exits,
 // ctx ends or timeout passes. each is called at every poll (e.g. to sample RSS).
+//
+// It polls every interval at first, then every 1/200 of the time waited so
+// far: each poll scrapes every metric, which costs tidegate CPU (about
+// 0.3 ms a scrape, 4% of its CPU at 20 ms during a long wait), while the
+// figure stays within 0.5% of the time measured.
 func (p *process) waitFor(ctx context.Context, what string, timeout, interval time.Duration, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		ok, state := cond()
 		if ok {
@@ -87,7 +97,7 @@ func (p *process) waitFor(ctx context.Context, what string, timeout, interval ti
 			return fmt.Errorf("tidegate exited while waiting for %s: %v", what, err)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(interval):
+		case <-time.After(max(interval, time.Since(start)/200)):
 		}
 	}
 }

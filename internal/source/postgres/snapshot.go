@@ -314,66 +314,65 @@ func (s *Source) planTable(ctx context.Context, conn *pgx.Conn, run *snapshotRun
 	return s.saveState(ctx, run)
 }
 
-// chunkBounds returns every SnapshotChunkRows-th key in key order: one pass
-// over the primary key index.
+// chunkBounds returns every SnapshotChunkRows-th key in key order. Each
+// bound is one short query: an index-only scan that skips
+// SnapshotChunkRows keys past the previous bound (OFFSET). Together they
+// are one pass over the key index; the window function (row_number) used
+// before cost PostgreSQL as much CPU as reading the whole table.
 func (s *Source) chunkBounds(ctx context.Context, conn *pgx.Conn, t *Table) ([][]string, error) {
 	keys := t.keyList()
-	sql := "SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " + keys + ") AS tidegate_rn FROM " +
-		t.quotedName() + ") s WHERE tidegate_rn % " + strconv.Itoa(s.cfg.SnapshotChunkRows) + " = 0 ORDER BY " + keys
-	rr := conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil)
+	tail := " ORDER BY " + keys + " OFFSET " + strconv.Itoa(s.cfg.SnapshotChunkRows-1) + " LIMIT 1"
+	first := "SELECT " + keys + " FROM " + t.quotedName() + tail
+	cond, oids := t.keyRange(">", 0)
+	next := "SELECT " + keys + " FROM " + t.quotedName() + " WHERE " + cond + tail
 	var bounds [][]string
-	for rr.NextRow() {
-		vals := rr.Values()
-		b := make([]string, len(vals))
-		for i, v := range vals {
-			b[i] = string(v)
+	for {
+		sql, params := first, [][]byte(nil)
+		if len(bounds) > 0 {
+			sql = next
+			for _, v := range bounds[len(bounds)-1] {
+				params = append(params, []byte(v))
+			}
+		}
+		rr := conn.PgConn().ExecParams(ctx, sql, params, oids[:len(params)], nil, nil)
+		var b []string
+		for rr.NextRow() {
+			for _, v := range rr.Values() {
+				b = append(b, string(v))
+			}
+		}
+		if _, err := rr.Close(); err != nil {
+			return nil, fmt.Errorf("planning snapshot chunks of %s (after %d chunks): %w", t.QualifiedName(), len(bounds), err)
+		}
+		if b == nil {
+			return bounds, nil
 		}
 		bounds = append(bounds, b)
 	}
-	if _, err := rr.Close(); err != nil {
-		return nil, fmt.Errorf("planning snapshot chunks of %s: %w", t.QualifiedName(), err)
-	}
-	return bounds, nil
 }
 
 // readChunk reads one key range and emits its rows, then marks the chunk.
 func (s *Source) readChunk(ctx context.Context, conn *pgx.Conn, em Emitter, st *snapshotState, ti, ci int, run *snapshotRun) error {
 	ts := st.Tables[ti]
 	t := s.byName[ts.Table]
-	keys := "(" + t.keyList() + ")"
 	sql := "SELECT " + t.columnList() + " FROM " + t.quotedName()
 	var params [][]byte
 	var oids []uint32
-	placeholders := func() string {
-		out := "("
-		for i, k := range t.Key {
-			if i > 0 {
-				out += ", "
-			}
-			oids = append(oids, t.Columns[k].TypeOID)
-			out += "$" + strconv.Itoa(len(oids))
-		}
-		return out + ")"
-	}
-	var conds []string
-	if ci > 0 {
-		conds = append(conds, keys+" > "+placeholders())
-		for _, v := range ts.Bounds[ci-1] {
+	where := " WHERE "
+	bound := func(op string, b []string) {
+		cond, o := t.keyRange(op, len(oids))
+		sql += where + cond
+		where = " AND "
+		oids = append(oids, o...)
+		for _, v := range b {
 			params = append(params, []byte(v))
 		}
+	}
+	if ci > 0 {
+		bound(">", ts.Bounds[ci-1])
 	}
 	if ci < len(ts.Bounds) {
-		conds = append(conds, keys+" <= "+placeholders())
-		for _, v := range ts.Bounds[ci] {
-			params = append(params, []byte(v))
-		}
-	}
-	for i, c := range conds {
-		if i == 0 {
-			sql += " WHERE " + c
-		} else {
-			sql += " AND " + c
-		}
+		bound("<=", ts.Bounds[ci])
 	}
 
 	origin := s.origins[t]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -236,4 +237,16 @@ func (t *Table) typeOIDs() []uint32 {
 		}
 	}
 	return out
+}
+
+// keyRange is the condition "(key columns) op ($n+1, $n+2, ...)" and the
+// type OIDs of its parameters, for key ranges given as text.
+func (t *Table) keyRange(op string, n int) (string, []uint32) {
+	ph := make([]string, len(t.Key))
+	oids := make([]uint32, len(t.Key))
+	for i, k := range t.Key {
+		ph[i] = "$" + strconv.Itoa(n+i+1)
+		oids[i] = t.Columns[k].TypeOID
+	}
+	return "(" + t.keyList() + ") " + op + " (" + strings.Join(ph, ", ") + ")", oids
 }
