@@ -51,10 +51,16 @@ func TestFlightsAdmit(t *testing.T) {
 		}
 	}
 
-	b := flightOf(row("t", 5, event.Op_OP_INSERT))
-	fs.list = append(fs.list, b)
+	// Fill the write slots with batches of other documents.
+	for i := len(fs.list); i < maxWritesInFlight; i++ {
+		f := flightOf(row("t", int64(100+i), event.Op_OP_INSERT))
+		if err := fs.admit(done, f); err != nil {
+			t.Fatalf("%d batches in flight, yet batch %d waits: %v", len(fs.list), i+1, err)
+		}
+		fs.list = append(fs.list, f)
+	}
 	if err := fs.admit(done, flightOf(row("t", 6, event.Op_OP_INSERT))); err == nil {
-		t.Errorf("%d batches in flight, yet a third may fly", len(fs.list))
+		t.Errorf("%d batches in flight, yet one more may fly", len(fs.list))
 	}
 
 	// Once the first settles, the conflicting batch may fly.
@@ -62,9 +68,10 @@ func TestFlightsAdmit(t *testing.T) {
 	if err := fs.admit(done, flightOf(row("t", 2, event.Op_OP_DELETE))); err != nil {
 		t.Errorf("after the first settled: %v", err)
 	}
-	if len(fs.list) != 1 || fs.list[0] != b {
+	if len(fs.list) != maxWritesInFlight-1 || fs.list[0] == a {
 		t.Fatalf("settled batch not forgotten: %d in flight", len(fs.list))
 	}
+	b := fs.list[0]
 
 	// A failure is returned to the runner.
 	boom := errors.New("boom")

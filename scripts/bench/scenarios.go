@@ -176,6 +176,10 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if err != nil {
 		return err
 	}
+	gcBefore, gcTimeBefore, err := esYoungGC(ctx, o.esURL)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
 	var rtts []time.Duration
@@ -220,6 +224,9 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if len(rtts) > 0 {
 		breakdown = append(breakdown, fmt.Sprintf("UPDATE round trip at the load generator (commit included) p50 %.1f ms, p99 %.1f ms, max %.1f ms",
 			ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]), ms(rtts[len(rtts)-1])))
+	}
+	if gcAfter, gcTimeAfter, err := esYoungGC(ctx, o.esURL); err == nil && gcAfter > gcBefore {
+		breakdown = append(breakdown, fmt.Sprintf("Elasticsearch young GC %d times, %.0f ms on average", gcAfter-gcBefore, ms(gcTimeAfter-gcTimeBefore)/float64(gcAfter-gcBefore)))
 	}
 	fmt.Printf("    %s\n", strings.Join(breakdown, "; "))
 	fmt.Printf("    achieved %.0f updates/s; %0.f observations; p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", achieved, count, q[0]*1e3, q[1]*1e3, q[2]*1e3)
@@ -321,3 +328,42 @@ func esMergesRunning(ctx context.Context, esURL string) (int, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// esYoungGC returns Elasticsearch's young-generation collections so far
+// and the time they took (its JVM stops indexing meanwhile).
+func esYoungGC(ctx context.Context, esURL string) (count int, took time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, esURL+"/_nodes/_local/stats/jvm?filter_path=nodes.*.jvm.gc.collectors.young", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading JVM statistics: %w", err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		Nodes map[string]struct {
+			JVM struct {
+				GC struct {
+					Collectors struct {
+						Young struct {
+							Count  int   `json:"collection_count"`
+							TimeMS int64 `json:"collection_time_in_millis"`
+						} `json:"young"`
+					} `json:"collectors"`
+				} `json:"gc"`
+			} `json:"jvm"`
+		} `json:"nodes"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("reading JVM statistics: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		return 0, 0, fmt.Errorf("reading JVM statistics: %w", err)
+	}
+	for _, n := range stats.Nodes {
+		count += n.JVM.GC.Collectors.Young.Count
+		took += time.Duration(n.JVM.GC.Collectors.Young.TimeMS) * time.Millisecond
+	}
+	return count, took, nil
+}

@@ -314,13 +314,24 @@ func (s *Source) planTable(ctx context.Context, conn *pgx.Conn, run *snapshotRun
 	return s.saveState(ctx, run)
 }
 
-// chunkBounds returns every SnapshotChunkRows-th key in key order. Each
-// bound is one short query: an index-only scan that skips
-// SnapshotChunkRows keys past the previous bound (OFFSET). Together they
-// are one pass over the key index; the window function (row_number) used
-// before cost PostgreSQL as much CPU as reading the whole table.
+// chunkBounds returns every SnapshotChunkRows-th key in key order. With a
+// btree index on the key, each bound is one short query: an index-only scan
+// that skips SnapshotChunkRows keys past the previous bound (OFFSET).
+// Together they are one pass over the index; a window function
+// (row_number) over the whole table cost PostgreSQL as much CPU as reading
+// the table. Without such an index (a configured key of a REPLICA IDENTITY
+// FULL table) each of those queries would sort the table, so the window
+// function's single sort is used instead.
 func (s *Source) chunkBounds(ctx context.Context, conn *pgx.Conn, t *Table) ([][]string, error) {
+	indexed, err := keyIndexed(ctx, conn, t)
+	if err != nil {
+		return nil, fmt.Errorf("planning snapshot chunks of %s: %w", t.QualifiedName(), err)
+	}
 	keys := t.keyList()
+	if !indexed {
+		return collectBounds(ctx, conn, t, "SELECT "+keys+" FROM (SELECT "+keys+", row_number() OVER (ORDER BY "+keys+") AS tidegate_rn FROM "+
+			t.quotedName()+") s WHERE tidegate_rn % "+strconv.Itoa(s.cfg.SnapshotChunkRows)+" = 0 ORDER BY "+keys)
+	}
 	tail := " ORDER BY " + keys + " OFFSET " + strconv.Itoa(s.cfg.SnapshotChunkRows-1) + " LIMIT 1"
 	first := "SELECT " + keys + " FROM " + t.quotedName() + tail
 	cond, oids := t.keyRange(">", 0)
@@ -349,6 +360,45 @@ func (s *Source) chunkBounds(ctx context.Context, conn *pgx.Conn, t *Table) ([][
 		}
 		bounds = append(bounds, b)
 	}
+}
+
+// collectBounds runs a query returning the bounds as rows of key columns.
+func collectBounds(ctx context.Context, conn *pgx.Conn, t *Table, sql string) ([][]string, error) {
+	rr := conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil)
+	var bounds [][]string
+	for rr.NextRow() {
+		vals := rr.Values()
+		b := make([]string, len(vals))
+		for i, v := range vals {
+			b[i] = string(v)
+		}
+		bounds = append(bounds, b)
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("planning snapshot chunks of %s: %w", t.QualifiedName(), err)
+	}
+	return bounds, nil
+}
+
+// keyIndexed reports whether a valid, non-partial btree index starts with
+// the table's key columns, in order.
+func keyIndexed(ctx context.Context, conn *pgx.Conn, t *Table) (bool, error) {
+	names := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		names[i] = t.Columns[k].Name
+	}
+	var ok bool
+	err := conn.QueryRow(ctx, `
+		SELECT EXISTS (
+			SELECT 1 FROM pg_index i
+			JOIN pg_class ic ON ic.oid = i.indexrelid
+			JOIN pg_am am ON am.oid = ic.relam
+			WHERE i.indrelid = $1::regclass AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL
+			  AND (SELECT array_agg(a.attname::text ORDER BY k.ord)
+			       FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+			       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			       WHERE k.ord <= $2) = $3::text[])`, t.quotedName(), len(names), names).Scan(&ok)
+	return ok, err
 }
 
 // readChunk reads one key range and emits its rows, then marks the chunk.
