@@ -88,20 +88,6 @@ func (a shared) equal(b shared) bool {
 		(a.schema == b.schema || proto.Equal(a.schema, b.schema))
 }
 
-// appendShared appends the Batch.shared field.
-func appendShared(b []byte, sh shared) ([]byte, error) {
-	ev := event.Event{Origin: sh.origin, Schema: sh.schema, Version: sh.version, Position: sh.position, CommitTimeUs: sh.commit, TxId: sh.txID}
-	size := ev.SizeVT()
-	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(size))
-	start := len(b)
-	b = slices.Grow(b, size)[:start+size]
-	if _, err := ev.MarshalToSizedBufferVT(b[start:]); err != nil {
-		return nil, fmt.Errorf("encoding the shared fields of a batch: %w", err)
-	}
-	return b, nil
-}
-
 // Lane returns an emitter with batches of its own on the same publisher
 // (postgres.Laner): snapshot readers encode in parallel instead of in turn
 // under one lock.
@@ -147,9 +133,7 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 		}
 	}
 	if b.n == 0 {
-		if err := b.start(ev, sh); err != nil {
-			return err
-		}
+		b.start(ev, sh)
 	}
 	// The event without what the batch carries for it (restored before
 	// returning: the caller owns it).
@@ -163,9 +147,7 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 		if err := e.publish(ctx, b); err != nil {
 			return err
 		}
-		if err := b.start(ev, sh); err != nil {
-			return err
-		}
+		b.start(ev, sh)
 		st = b.strip(ev)
 		at = len(b.data)
 		b.data = event.AppendDelimited(protowire.AppendTag(b.data, 1, protowire.BytesType), ev)
@@ -192,14 +174,13 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 
 // start begins a batch with ev as its first event: the shared fields, and
 // the column template of ev's after row (Batch.columns, key_columns).
-func (b *batchBuf) start(ev *event.Event, sh shared) error {
+func (b *batchBuf) start(ev *event.Event, sh shared) {
 	// Snapshot batches fill up: their buffer is allocated once at full
 	// size. Streamed ones are often a few events (one transaction).
-	capacity := max(4<<10, 2*ev.SizeVT())
 	if ev.GetOp() == event.Op_OP_SNAPSHOT {
 		b.data = fullBatchBuffer()
 	} else {
-		b.data = make([]byte, 0, capacity)
+		b.data = make([]byte, 0, max(4<<10, 2*ev.SizeVT()))
 	}
 	// Snapshot rows carry no de-duplication id: the bus would remember
 	// one entry per message for the whole window, and a row read twice
@@ -210,10 +191,8 @@ func (b *batchBuf) start(ev *event.Event, sh shared) error {
 		b.id = ev.GetId()
 	}
 	b.shared = sh
-	var err error
-	if b.data, err = appendShared(b.data, sh); err != nil {
-		return err
-	}
+	shared := event.Event{Origin: sh.origin, Schema: sh.schema, Version: sh.version, Position: sh.position, CommitTimeUs: sh.commit, TxId: sh.txID}
+	b.data = event.AppendDelimited(protowire.AppendTag(b.data, 2, protowire.BytesType), &shared)
 	b.columns, b.keyPos = b.columns[:0], b.keyPos[:0]
 	after := ev.GetAfter().GetColumns()
 	for _, c := range after {
@@ -252,7 +231,6 @@ func (b *batchBuf) start(ev *event.Event, sh shared) error {
 		}
 	}
 	b.header = len(b.data)
-	return nil
 }
 
 // stripped says what strip left out of an event.

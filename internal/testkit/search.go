@@ -55,6 +55,12 @@ func (s *Search) do(ctx context.Context, method, path string, body any, out any)
 	return resp.StatusCode, nil
 }
 
+// GetJSON reads path (e.g. "/_stats/merge") into out.
+func (s *Search) GetJSON(ctx context.Context, path string, out any) error {
+	_, err := s.do(ctx, http.MethodGet, path, nil, out)
+	return err
+}
+
 // Refresh makes every write to index visible to searches.
 func (s *Search) Refresh(ctx context.Context, index string) error {
 	_, err := s.do(ctx, http.MethodPost, "/"+url.PathEscape(index)+"/_refresh", nil, nil)

@@ -34,7 +34,7 @@ type options struct {
 	doc         string
 	waitTimeout time.Duration
 	busOnly     bool
-	esURL       string // from the environment
+	search      *testkit.Search // the cluster at the environment's URL
 }
 
 func main() {
@@ -84,9 +84,9 @@ func run(ctx context.Context, o options) (err error) {
 	if base == "" || esURL == "" {
 		return fmt.Errorf("%s and %s must be set (scripts/services.sh start pg es; . .services/env)", testkit.EnvPostgresDSN, testkit.EnvElasticURL)
 	}
-	o.esURL = esURL
 	res := &results{Rows: o.rows, Started: time.Now().UTC()}
 	search := testkit.NewSearch(esURL)
+	o.search = search
 	deleteIndexes := func() {
 		for _, tb := range testkit.ShopTables {
 			_ = search.DeleteIndex(context.Background(), sourceName+"."+tb.Name)

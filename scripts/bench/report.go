@@ -275,8 +275,9 @@ no repetitions: treat differences under ~10 % as noise.
   time until the sink counter shows at least one event is measured.
 
 - **CPU time** (in the details): user + system time of the tidegate process
-  (` + "`/proc/<pid>/stat`" + `) and of every ` + "`postgres`" + ` and ` + "`java`" + ` (Elasticsearch) process,
-  sampled at each poll, over the scenario. Sums above the wall time times
+  (` + "`/proc/<pid>/stat`" + `), of every ` + "`postgres`" + ` process and of Elasticsearch's
+  (by its pid file, so an idle OpenSearch is not counted), sampled at each
+  poll, over the scenario. Sums above the wall time times
   the CPUs say the machine was saturated; below it, something waited. The
   bench scrapes metrics without gzip so as not to add to tidegate's figure.
 

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -154,7 +152,7 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	total := int64(rate) * int64(o.latencyFor/time.Second)
 	total = min(total, res.OrderItems)
 	step("latency: %d single-row updates at %d/s", total, rate)
-	waited, err := esQuiet(ctx, o.esURL, o.waitTimeout)
+	waited, err := esQuiet(ctx, o.search, o.waitTimeout)
 	if err != nil {
 		return err
 	}
@@ -176,7 +174,7 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if err != nil {
 		return err
 	}
-	gcBefore, gcTimeBefore, err := esYoungGC(ctx, o.esURL)
+	gcBefore, gcTimeBefore, err := esYoungGC(ctx, o.search)
 	if err != nil {
 		return err
 	}
@@ -225,7 +223,7 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 		breakdown = append(breakdown, fmt.Sprintf("UPDATE round trip at the load generator (commit included) p50 %.1f ms, p99 %.1f ms, max %.1f ms",
 			ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]), ms(rtts[len(rtts)-1])))
 	}
-	if gcAfter, gcTimeAfter, err := esYoungGC(ctx, o.esURL); err == nil && gcAfter > gcBefore {
+	if gcAfter, gcTimeAfter, err := esYoungGC(ctx, o.search); err == nil && gcAfter > gcBefore {
 		breakdown = append(breakdown, fmt.Sprintf("Elasticsearch young GC %d times, %.0f ms on average", gcAfter-gcBefore, ms(gcTimeAfter-gcTimeBefore)/float64(gcAfter-gcBefore)))
 	}
 	fmt.Printf("    %s\n", strings.Join(breakdown, "; "))
@@ -277,10 +275,10 @@ func startup(ctx context.Context, o options, pp **process, conn *pgx.Conn, cfgPa
 // latency run measures tidegate rather than the cluster merging the
 // segments of the millions of writes of the scenarios before it. It
 // returns how long it waited.
-func esQuiet(ctx context.Context, esURL string, timeout time.Duration) (time.Duration, error) {
+func esQuiet(ctx context.Context, es *testkit.Search, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	for {
-		current, err := esMergesRunning(ctx, esURL)
+		current, err := esMergesRunning(ctx, es)
 		if err != nil {
 			return 0, err
 		}
@@ -299,16 +297,7 @@ func esQuiet(ctx context.Context, esURL string, timeout time.Duration) (time.Dur
 }
 
 // esMergesRunning is the number of merges running on all indexes.
-func esMergesRunning(ctx context.Context, esURL string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, esURL+"/_stats/merge", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("reading merge statistics: %w", err)
-	}
-	defer resp.Body.Close()
+func esMergesRunning(ctx context.Context, es *testkit.Search) (int, error) {
 	var stats struct {
 		All struct {
 			Total struct {
@@ -318,10 +307,7 @@ func esMergesRunning(ctx context.Context, esURL string) (int, error) {
 			} `json:"total"`
 		} `json:"_all"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("reading merge statistics: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+	if err := es.GetJSON(ctx, "/_stats/merge", &stats); err != nil {
 		return 0, fmt.Errorf("reading merge statistics: %w", err)
 	}
 	return stats.All.Total.Merges.Current, nil
@@ -331,16 +317,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // esYoungGC returns Elasticsearch's young-generation collections so far
 // and the time they took (its JVM stops indexing meanwhile).
-func esYoungGC(ctx context.Context, esURL string) (count int, took time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, esURL+"/_nodes/_local/stats/jvm?filter_path=nodes.*.jvm.gc.collectors.young", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, 0, fmt.Errorf("reading JVM statistics: %w", err)
-	}
-	defer resp.Body.Close()
+func esYoungGC(ctx context.Context, es *testkit.Search) (count int, took time.Duration, err error) {
 	var stats struct {
 		Nodes map[string]struct {
 			JVM struct {
@@ -355,10 +332,7 @@ func esYoungGC(ctx context.Context, esURL string) (count int, took time.Duration
 			} `json:"jvm"`
 		} `json:"nodes"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("reading JVM statistics: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+	if err := es.GetJSON(ctx, "/_nodes/_local/stats/jvm?filter_path=nodes.*.jvm.gc.collectors.young", &stats); err != nil {
 		return 0, 0, fmt.Errorf("reading JVM statistics: %w", err)
 	}
 	for _, n := range stats.Nodes {

@@ -330,7 +330,7 @@ func (s *Source) chunkBounds(ctx context.Context, conn *pgx.Conn, t *Table) ([][
 	keys := t.keyList()
 	if !indexed {
 		return collectBounds(ctx, conn, t, "SELECT "+keys+" FROM (SELECT "+keys+", row_number() OVER (ORDER BY "+keys+") AS tidegate_rn FROM "+
-			t.quotedName()+") s WHERE tidegate_rn % "+strconv.Itoa(s.cfg.SnapshotChunkRows)+" = 0 ORDER BY "+keys)
+			t.quotedName()+") s WHERE tidegate_rn % "+strconv.Itoa(s.cfg.SnapshotChunkRows)+" = 0 ORDER BY "+keys, nil, nil)
 	}
 	tail := " ORDER BY " + keys + " OFFSET " + strconv.Itoa(s.cfg.SnapshotChunkRows-1) + " LIMIT 1"
 	first := "SELECT " + keys + " FROM " + t.quotedName() + tail
@@ -345,26 +345,21 @@ func (s *Source) chunkBounds(ctx context.Context, conn *pgx.Conn, t *Table) ([][
 				params = append(params, []byte(v))
 			}
 		}
-		rr := conn.PgConn().ExecParams(ctx, sql, params, oids[:len(params)], nil, nil)
-		var b []string
-		for rr.NextRow() {
-			for _, v := range rr.Values() {
-				b = append(b, string(v))
-			}
+		b, err := collectBounds(ctx, conn, t, sql, params, oids[:len(params)])
+		if err != nil {
+			return nil, fmt.Errorf("%w (after %d chunks)", err, len(bounds))
 		}
-		if _, err := rr.Close(); err != nil {
-			return nil, fmt.Errorf("planning snapshot chunks of %s (after %d chunks): %w", t.QualifiedName(), len(bounds), err)
-		}
-		if b == nil {
+		if len(b) == 0 {
 			return bounds, nil
 		}
-		bounds = append(bounds, b)
+		bounds = append(bounds, b[0])
 	}
 }
 
-// collectBounds runs a query returning the bounds as rows of key columns.
-func collectBounds(ctx context.Context, conn *pgx.Conn, t *Table, sql string) ([][]string, error) {
-	rr := conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil)
+// collectBounds runs a query (with text parameters of the given types)
+// returning bounds as rows of key columns.
+func collectBounds(ctx context.Context, conn *pgx.Conn, t *Table, sql string, params [][]byte, oids []uint32) ([][]string, error) {
+	rr := conn.PgConn().ExecParams(ctx, sql, params, oids, nil, nil)
 	var bounds [][]string
 	for rr.NextRow() {
 		vals := rr.Values()
@@ -381,7 +376,8 @@ func collectBounds(ctx context.Context, conn *pgx.Conn, t *Table, sql string) ([
 }
 
 // keyIndexed reports whether a valid, non-partial btree index starts with
-// the table's key columns, in order.
+// the table's key columns, in order and in their own collations (an index
+// in another collation cannot give ORDER BY's order).
 func keyIndexed(ctx context.Context, conn *pgx.Conn, t *Table) (bool, error) {
 	names := make([]string, len(t.Key))
 	for i, k := range t.Key {
@@ -397,7 +393,7 @@ func keyIndexed(ctx context.Context, conn *pgx.Conn, t *Table) (bool, error) {
 			  AND (SELECT array_agg(a.attname::text ORDER BY k.ord)
 			       FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
 			       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-			       WHERE k.ord <= $2) = $3::text[])`, t.quotedName(), len(names), names).Scan(&ok)
+			       WHERE k.ord <= $2 AND (i.indcollation::oid[])[k.ord - 1] = a.attcollation) = $3::text[])`, t.quotedName(), len(names), names).Scan(&ok)
 	return ok, err
 }
 

@@ -31,7 +31,13 @@ func TestChunkBounds(t *testing.T) {
 		// A configured key with no index: planned by the window function.
 		`CREATE TABLE nokey (a int, b text)`,
 		`ALTER TABLE nokey REPLICA IDENTITY FULL`,
-		`INSERT INTO nokey SELECT i % 13, 'n' || i FROM generate_series(1, 500) i`)
+		`INSERT INTO nokey SELECT i % 13, 'n' || i FROM generate_series(1, 500) i`,
+		// Indexed, but in another collation than the column's: ORDER BY
+		// cannot use that index either.
+		`CREATE TABLE coll (name text, v int)`,
+		`CREATE UNIQUE INDEX ON coll (name COLLATE "C")`,
+		`ALTER TABLE coll REPLICA IDENTITY FULL`,
+		`INSERT INTO coll SELECT 'c' || i, i FROM generate_series(1, 120) i`)
 	for _, tc := range []struct {
 		table   string
 		keys    []string
@@ -42,6 +48,7 @@ func TestChunkBounds(t *testing.T) {
 		{"public.k", nil, 100, 10, true}, {"public.k", nil, 1003, 1, true}, {"public.k", nil, 1004, 0, true},
 		{"public.k", nil, 1, 1003, true}, {"public.one", nil, 100, 0, true}, {"public.empty", nil, 100, 0, true},
 		{"public.nokey", []string{"a", "b"}, 50, 10, false},
+		{"public.coll", []string{"name"}, 25, 4, false},
 	} {
 		s := &Source{cfg: Config{SnapshotChunkRows: tc.chunk}}
 		tb, err := loadTable(ctx, conn, tc.table, tc.keys)

@@ -102,8 +102,10 @@ func (st *streamer) loop(ctx context.Context) error {
 	// context.Background, pgconn does not watch.)
 	conn := st.repl.Conn()
 	stopWatch := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
-	defer stopWatch()
-	defer conn.SetReadDeadline(time.Time{}) //nolint:errcheck // best effort: the connection is closed next
+	defer func() {
+		stopWatch() // first, or it could set a deadline after the reset
+		_ = conn.SetReadDeadline(time.Time{})
+	}()
 	var deadline time.Time
 	for {
 		if err := ctx.Err(); err != nil {
