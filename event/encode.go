@@ -20,13 +20,36 @@ import (
 // embedded message field's value is written (Batch.events).
 func AppendDelimited(b []byte, ev *Event) []byte {
 	b, at := beginLen(b)
-	return endLen(ev.AppendFast(b), at)
+	return endLen(ev.appendFast(b, Omit{}), at)
+}
+
+// Omit says what AppendDelimitedOmitting leaves out of an event: what a
+// Batch carries once for all its events (Batch.shared, columns and
+// key_columns), so that the caller's event need not be changed to encode
+// it without them.
+type Omit struct {
+	// Shared: Origin, Schema, Version, Position, CommitTimeUs and TxId.
+	Shared bool
+	// Key: the key columns (the batch's key_columns point into the after row).
+	Key bool
+	// BeforeNames, AfterNames: the column names of the before and after rows.
+	BeforeNames, AfterNames bool
+}
+
+// AppendDelimitedOmitting is AppendDelimited of ev without what o names;
+// ev is not changed.
+func AppendDelimitedOmitting(b []byte, ev *Event, o Omit) []byte {
+	b, at := beginLen(b)
+	return endLen(ev.appendFast(b, o), at)
 }
 
 // AppendFast appends ev's encoding (ev.MarshalVT()) to b.
-func (m *Event) AppendFast(b []byte) []byte {
-	if m.Origin != nil || m.Schema != nil || len(m.Meta) > 0 || len(m.unknownFields) > 0 {
-		return appendSized(b, m.SizeVT(), m.MarshalToSizedBufferVT)
+func (m *Event) AppendFast(b []byte) []byte { return m.appendFast(b, Omit{}) }
+
+func (m *Event) appendFast(b []byte, o Omit) []byte {
+	if (!o.Shared && (m.Origin != nil || m.Schema != nil)) || len(m.Meta) > 0 || len(m.unknownFields) > 0 {
+		w := m.without(o)
+		return appendSized(b, w.SizeVT(), w.MarshalToSizedBufferVT)
 	}
 	if l := len(m.Id); l > 0 {
 		b = protowire.AppendString(append(b, 0x0a), m.Id)
@@ -34,26 +57,30 @@ func (m *Event) AppendFast(b []byte) []byte {
 	if m.Op != 0 {
 		b = protowire.AppendVarint(append(b, 0x10), uint64(m.Op))
 	}
-	if m.Version != 0 {
-		b = protowire.AppendVarint(append(b, 0x20), m.Version)
+	if !o.Shared {
+		if m.Version != 0 {
+			b = protowire.AppendVarint(append(b, 0x20), m.Version)
+		}
+		if len(m.Position) > 0 {
+			b = protowire.AppendString(append(b, 0x2a), m.Position)
+		}
+		if m.CommitTimeUs != 0 {
+			b = protowire.AppendVarint(append(b, 0x30), uint64(m.CommitTimeUs))
+		}
+		if len(m.TxId) > 0 {
+			b = protowire.AppendString(append(b, 0x3a), m.TxId)
+		}
 	}
-	if len(m.Position) > 0 {
-		b = protowire.AppendString(append(b, 0x2a), m.Position)
-	}
-	if m.CommitTimeUs != 0 {
-		b = protowire.AppendVarint(append(b, 0x30), uint64(m.CommitTimeUs))
-	}
-	if len(m.TxId) > 0 {
-		b = protowire.AppendString(append(b, 0x3a), m.TxId)
-	}
-	for _, c := range m.Key {
-		b = c.appendDelimited(append(b, 0x42))
+	if !o.Key {
+		for _, c := range m.Key {
+			b = c.appendDelimited(append(b, 0x42), false)
+		}
 	}
 	if m.Before != nil {
-		b = m.Before.appendDelimited(append(b, 0x4a))
+		b = m.Before.appendDelimited(append(b, 0x4a), o.BeforeNames)
 	}
 	if m.After != nil {
-		b = m.After.appendDelimited(append(b, 0x52))
+		b = m.After.appendDelimited(append(b, 0x52), o.AfterNames)
 	}
 	for _, s := range m.Unchanged {
 		b = protowire.AppendString(append(b, 0x5a), s)
@@ -61,26 +88,68 @@ func (m *Event) AppendFast(b []byte) []byte {
 	return b
 }
 
-func (r *Row) appendDelimited(b []byte) []byte {
+// without returns m, or when o omits something a shallow copy without it
+// (for the generated code, which encodes every field it finds).
+func (m *Event) without(o Omit) *Event {
+	if o == (Omit{}) {
+		return m
+	}
+	w := &Event{Id: m.Id, Op: m.Op, Key: m.Key, Before: m.Before, After: m.After, Unchanged: m.Unchanged, Meta: m.Meta, unknownFields: m.unknownFields}
+	if !o.Shared {
+		w.Origin, w.Schema, w.Version, w.Position, w.CommitTimeUs, w.TxId = m.Origin, m.Schema, m.Version, m.Position, m.CommitTimeUs, m.TxId
+	}
+	if o.Key {
+		w.Key = nil
+	}
+	if o.BeforeNames {
+		w.Before = m.Before.withoutNames()
+	}
+	if o.AfterNames {
+		w.After = m.After.withoutNames()
+	}
+	return w
+}
+
+// withoutNames returns a copy of r whose columns have no names.
+func (r *Row) withoutNames() *Row {
+	if r == nil {
+		return nil
+	}
+	w := &Row{Columns: make([]*Column, len(r.Columns)), unknownFields: r.unknownFields}
+	for i, c := range r.Columns {
+		if c != nil {
+			w.Columns[i] = &Column{Value: c.Value, unknownFields: c.unknownFields}
+		}
+	}
+	return w
+}
+
+func (r *Row) appendDelimited(b []byte, noNames bool) []byte {
 	if len(r.unknownFields) > 0 {
+		if noNames {
+			r = r.withoutNames()
+		}
 		return appendGenerated(b, r.SizeVT(), r.MarshalToSizedBufferVT)
 	}
 	b, at := beginLen(b)
 	for _, c := range r.Columns {
-		b = c.appendDelimited(append(b, 0x0a))
+		b = c.appendDelimited(append(b, 0x0a), noNames)
 	}
 	return endLen(b, at)
 }
 
-func (c *Column) appendDelimited(b []byte) []byte {
+func (c *Column) appendDelimited(b []byte, noName bool) []byte {
 	if c == nil {
 		return append(b, 0)
 	}
 	if len(c.unknownFields) > 0 {
+		if noName {
+			c = &Column{Value: c.Value, unknownFields: c.unknownFields}
+		}
 		return appendGenerated(b, c.SizeVT(), c.MarshalToSizedBufferVT)
 	}
 	b, at := beginLen(b)
-	if len(c.Name) > 0 {
+	if len(c.Name) > 0 && !noName {
 		b = protowire.AppendString(append(b, 0x0a), c.Name)
 	}
 	if c.Value != nil {

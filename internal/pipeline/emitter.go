@@ -135,33 +135,29 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 	if b.n == 0 {
 		b.start(ev, sh)
 	}
-	// The event without what the batch carries for it (restored before
-	// returning: the caller owns it).
-	st := b.strip(ev)
+	// The event without what the batch carries for it.
+	o := b.omit(ev)
 	at := len(b.data)
-	b.data = event.AppendDelimited(protowire.AppendTag(b.data, 1, protowire.BytesType), ev)
+	b.data = event.AppendDelimitedOmitting(protowire.AppendTag(b.data, 1, protowire.BytesType), ev, o)
 	if b.n > 0 && len(b.data)+16 > batchMaxBytes {
 		// Full: this event starts the next batch.
 		b.data = b.data[:at]
-		st.restore(ev, b)
 		if err := e.publish(ctx, b); err != nil {
 			return err
 		}
 		b.start(ev, sh)
-		st = b.strip(ev)
+		o = b.omit(ev)
 		at = len(b.data)
-		b.data = event.AppendDelimited(protowire.AppendTag(b.data, 1, protowire.BytesType), ev)
+		b.data = event.AppendDelimitedOmitting(protowire.AppendTag(b.data, 1, protowire.BytesType), ev, o)
 	}
 	if size := len(b.data) - at; b.header+size > maxEventBytes {
 		b.data = b.data[:at]
-		st.restore(ev, b)
 		// Skipping it would lose a change silently; the source stops here
 		// and retries, saying why.
 		return fmt.Errorf("event %s of table %s (op %s) is %d bytes, more than a bus message can hold (%d bytes): "+
 			"tidegate cannot carry it and does not skip it (see \"Not guaranteed\" in docs/guarantees.md)",
 			ev.ID(), b.table, event.OpName(ev.GetOp()), b.header+size, maxEventBytes)
 	}
-	st.restore(ev, b)
 	if int(ev.GetOp()) < len(b.ops) {
 		b.ops[ev.GetOp()]++
 	}
@@ -233,12 +229,6 @@ func (b *batchBuf) start(ev *event.Event, sh shared) {
 	b.header = len(b.data)
 }
 
-// stripped says what strip left out of an event.
-type stripped struct {
-	before, after bool
-	key           []*event.Column
-}
-
 // matches reports whether a row has exactly the batch's template columns.
 func (b *batchBuf) matches(r *event.Row) bool {
 	if r == nil || len(b.columns) == 0 || len(r.Columns) != len(b.columns) {
@@ -252,53 +242,18 @@ func (b *batchBuf) matches(r *event.Row) bool {
 	return true
 }
 
-// strip removes from ev what the batch carries for it: the shared fields,
-// the names of template rows, and a key that is the template's key columns
-// of the after row.
-func (b *batchBuf) strip(ev *event.Event) stripped {
-	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = nil, nil, 0, "", 0, ""
-	var st stripped
-	if st.after = b.matches(ev.After); st.after {
-		for _, c := range ev.After.Columns {
-			c.Name = ""
-		}
-		if len(b.keyPos) > 0 && len(ev.Key) == len(b.keyPos) {
-			same := true
-			for i, p := range b.keyPos {
-				same = same && ev.Key[i] == ev.After.Columns[p]
-			}
-			if same {
-				st.key, ev.Key = ev.Key, nil
-			}
+// omit says what the batch carries for ev: the shared fields, the names of
+// template rows, and a key that is the template's key columns of the after
+// row. (ev itself is not changed: the caller owns it.)
+func (b *batchBuf) omit(ev *event.Event) event.Omit {
+	o := event.Omit{Shared: true, AfterNames: b.matches(ev.After), BeforeNames: b.matches(ev.Before)}
+	if o.AfterNames && len(b.keyPos) > 0 && len(ev.Key) == len(b.keyPos) {
+		o.Key = true
+		for i, p := range b.keyPos {
+			o.Key = o.Key && ev.Key[i] == ev.After.Columns[p]
 		}
 	}
-	// before may be the same row as after (never emitted so, but cheap to allow).
-	if st.before = ev.Before != ev.After && b.matches(ev.Before); st.before {
-		for _, c := range ev.Before.Columns {
-			c.Name = ""
-		}
-	}
-	return st
-}
-
-// restore puts back what strip removed; calling it twice is harmless.
-func (st *stripped) restore(ev *event.Event, b *batchBuf) {
-	sh := b.shared
-	ev.Origin, ev.Schema, ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = sh.origin, sh.schema, sh.version, sh.position, sh.commit, sh.txID
-	if st.after {
-		for i, c := range ev.After.Columns {
-			c.Name = b.columns[i]
-		}
-	}
-	if st.before {
-		for i, c := range ev.Before.Columns {
-			c.Name = b.columns[i]
-		}
-	}
-	if st.key != nil {
-		ev.Key = st.key
-	}
-	*st = stripped{}
+	return o
 }
 
 // fullBatchSize is the capacity of a batch buffer that fills up (a

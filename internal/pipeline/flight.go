@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -38,9 +39,9 @@ type flight struct {
 	msgs   []jetstream.Msg
 	events []*event.Event
 	idx    []int // events[i] came from msgs[idx[i]]
-	// docs are the hashes of the documents the batch writes; alone: it
-	// must be the only batch in flight.
-	docs  map[uint64]struct{}
+	// docs are the hashes of the documents the batch writes, sorted;
+	// alone: it must be the only batch in flight.
+	docs  []uint64
 	alone bool
 
 	prev    *flight       // the batch launched before, or nil
@@ -70,7 +71,7 @@ var docSeed = maphash.MakeSeed()
 
 // index records the documents of the batch's events.
 func (f *flight) index() {
-	f.docs = make(map[uint64]struct{}, len(f.events))
+	f.docs = make([]uint64, 0, len(f.events))
 	var h maphash.Hash
 	h.SetSeed(docSeed)
 	var buf []byte
@@ -88,8 +89,12 @@ func (f *flight) index() {
 		h.WriteByte(0)
 		buf = event.AppendDocumentID(buf[:0], ev.GetKey())
 		h.Write(buf)
-		f.docs[h.Sum64()] = struct{}{}
+		f.docs = append(f.docs, h.Sum64())
 	}
+	// Sorted, two batches compare in one pass over both: cheaper than a
+	// map per batch and a lookup per document (a map cost a snapshot
+	// ~4% of tidegate's CPU time).
+	slices.Sort(f.docs)
 }
 
 // conflicts reports whether f and g may not be in flight together.
@@ -97,12 +102,14 @@ func (f *flight) conflicts(g *flight) bool {
 	if f.alone || g.alone {
 		return true
 	}
-	small, large := f.docs, g.docs
-	if len(small) > len(large) {
-		small, large = large, small
-	}
-	for d := range small {
-		if _, ok := large[d]; ok {
+	a, b := f.docs, g.docs
+	for len(a) > 0 && len(b) > 0 {
+		switch {
+		case a[0] < b[0]:
+			a = a[1:]
+		case a[0] > b[0]:
+			b = b[1:]
+		default:
 			return true
 		}
 	}
@@ -119,25 +126,39 @@ type flights struct {
 // maxFlightsHeld held. It returns the error of a batch that failed (the
 // runner stops then) or ctx's.
 func (fs *flights) admit(ctx context.Context, f *flight) error {
+	// clear are the batches known not to share a document with f: each
+	// pair is compared once, however often f waits.
+	var clear []*flight
 	for {
 		if err := fs.reap(); err != nil {
 			return err
 		}
-		blocked := len(fs.list) >= maxFlightsHeld
 		writing := 0
 		var wake <-chan struct{} // the first batch being written
 		for _, g := range fs.list {
-			if g.isWritten() {
-				continue
+			if !g.isWritten() {
+				if wake == nil {
+					wake = g.written
+				}
+				writing++
 			}
-			if wake == nil {
-				wake = g.written
-			}
-			writing++
-			blocked = blocked || f.conflicts(g)
 		}
-		if !blocked && writing < maxWritesInFlight {
-			return nil
+		if len(fs.list) < maxFlightsHeld && writing < maxWritesInFlight {
+			var blocker *flight
+			for _, g := range fs.list {
+				if g.isWritten() || slices.Contains(clear, g) {
+					continue
+				}
+				if f.conflicts(g) {
+					blocker = g
+					break
+				}
+				clear = append(clear, g)
+			}
+			if blocker == nil {
+				return nil
+			}
+			wake = blocker.written
 		}
 		select {
 		case <-fs.list[0].done:

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/tidegate/tidegate/event"
@@ -113,4 +114,44 @@ func TestFlightsWrittenReleasesItsSlot(t *testing.T) {
 	if err := fs.admit(done, flightOf(row("t", 2, event.Op_OP_UPDATE))); err == nil {
 		t.Fatalf("%d batches held, yet one more may fly", len(fs.list))
 	}
+}
+
+// conflicts, a merge of two sorted lists, finds a shared document wherever
+// it sits in either batch, and none when there is none.
+func TestFlightConflictsMatchesSets(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var a, b []*event.Event
+		inA := map[int64]bool{}
+		for range rnd.IntN(20) {
+			id := rnd.Int64N(60)
+			inA[id] = true
+			a = append(a, row("t", id, event.Op_OP_UPDATE))
+		}
+		want := false
+		for range rnd.IntN(20) {
+			id := rnd.Int64N(60)
+			want = want || inA[id]
+			b = append(b, row("t", id, event.Op_OP_UPDATE))
+		}
+		fa, fb := flightOf(a...), flightOf(b...)
+		if got := fa.conflicts(fb); got != want {
+			t.Fatalf("batches %v and %v: conflicts = %v, want %v", ids(a), ids(b), got, want)
+		}
+		if fb.conflicts(fa) != want {
+			t.Fatalf("conflicts is not symmetric for %v and %v", ids(a), ids(b))
+		}
+	}
+	// The same key in another table is another document.
+	if flightOf(row("t", 1, event.Op_OP_UPDATE)).conflicts(flightOf(row("u", 1, event.Op_OP_UPDATE))) {
+		t.Fatal("t:1 and u:1 conflict")
+	}
+}
+
+func ids(evs []*event.Event) []int64 {
+	var out []int64
+	for _, ev := range evs {
+		out = append(out, ev.GetKey()[0].GetValue().GetInt())
+	}
+	return out
 }

@@ -236,13 +236,22 @@ func (r *sinkRunner) checkGap(ctx context.Context, ord *orderer, waited time.Dur
 	return nil
 }
 
-// What a sink's consumer holds besides the batch being written: the
+// What a sink's consumer holds besides the batches being written: the
 // client's pull buffer (bytes) and the hand-off to the writer (messages and
 // bytes).
+//
+// The pull buffer must hold the largest message (a pull asks for at most
+// this many bytes, and the bus never delivers a message larger than that:
+// the sink would wait forever, TestLargeValues), and little more: a sink
+// write takes a few messages (orderer.go: sinkBatchMaxBytes), and a pull
+// within the process comes back in well under a millisecond. Everything
+// held is live heap the garbage collector works around: 16 MiB of pull
+// buffer and 8 MiB of hand-off were a quarter of the heap during a
+// snapshot, and made the collector run ~5 times a second (make bench).
 const (
-	consumeBufferBytes = 16 << 20
+	consumeBufferBytes = bus.MaxMessageBytes + 1<<20
 	consumeBufferMsgs  = 256
-	handoffBytes       = 8 << 20
+	handoffBytes       = 2 << 20
 )
 
 // msgCost is what a message counts against the hand-off budget (never more
