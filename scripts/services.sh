@@ -182,6 +182,10 @@ shared_buffers = 256MB
 wal_level = logical
 max_replication_slots = 20
 max_wal_senders = 20
+# A slot left behind (a demo stopped for weeks, a killed test) would keep
+# WAL until the disk is full; past this PostgreSQL invalidates it instead
+# (tidegate then stops with "position lost", or re-snapshots).
+max_slot_wal_keep_size = 8GB
 wal_sender_timeout = 60s
 fsync = on
 synchronous_commit = on

@@ -208,6 +208,12 @@ func run(ctx context.Context, rows int, live time.Duration, bin, dir string) err
 		return fmt.Errorf("the index differs from the database")
 	}
 	fmt.Println("\ndemo complete: the indexes equal the tables. Try it yourself:", bin, "run -c", cfgPath)
+	// The slot stays so that a restart resumes where it stopped; while
+	// tidegate is stopped, PostgreSQL keeps every WAL segment written
+	// since for it (scripts/services.sh caps that with
+	// max_slot_wal_keep_size, a production server may not).
+	fmt.Printf("The pipeline keeps its replication slot, and PostgreSQL keeps WAL for it while tidegate is stopped.\n"+
+		"When you are done with the demo: %s pipeline drop shop-search -c %s\n", bin, cfgPath)
 	return nil
 }
 
