@@ -44,6 +44,10 @@ type decoder struct {
 	texts    slab[Value_Text]
 	decimals slab[Value_Decimal]
 	jsons    slab[Value_Json]
+	stamps   slab[Value_Timestamp]
+	dates    slab[Value_Date]
+	stampMsg slab[Timestamp]
+	dateMsg  slab[Date]
 	ptrs     []*Column // chunk that rows' and keys' column lists are cut from
 }
 
@@ -281,10 +285,70 @@ func (d *decoder) value(b []byte, v *Value) bool {
 			k := d.jsons.next()
 			k.Json = d.substr(val)
 			v.Kind = k
+		case num == 8 && typ == protowire.BytesType && v.Kind == nil:
+			// (A message field seen twice merges in the generated
+			// decoder: left to it, as is one after another kind.)
+			t := d.stampMsg.next()
+			if !timestamp(val, t) {
+				return false
+			}
+			k := d.stamps.next()
+			k.Timestamp = t
+			v.Kind = k
+		case num == 9 && typ == protowire.BytesType && v.Kind == nil:
+			t := d.dateMsg.next()
+			if !date(val, t) {
+				return false
+			}
+			k := d.dates.next()
+			k.Date = t
+			v.Kind = k
 		case num == 7 && typ == protowire.BytesType:
 			v.Kind = &Value_Bytes{Bytes: append([]byte{}, val...)}
 		case num == 13 && typ == protowire.BytesType:
 			v.Kind = &Value_Uuid{Uuid: append([]byte{}, val...)}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// timestamp decodes a Timestamp of known fields only.
+func timestamp(b []byte, t *Timestamp) bool {
+	for len(b) > 0 {
+		num, typ, _, x, rest, ok := field(b)
+		if !ok || typ != protowire.VarintType {
+			return false
+		}
+		b = rest
+		switch num {
+		case 1:
+			t.UnixMicros = int64(x)
+		case 2:
+			t.Local = x != 0
+		case 3:
+			t.Infinity = int32(x)
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// date decodes a Date of known fields only.
+func date(b []byte, t *Date) bool {
+	for len(b) > 0 {
+		num, typ, _, x, rest, ok := field(b)
+		if !ok || typ != protowire.VarintType {
+			return false
+		}
+		b = rest
+		switch num {
+		case 1:
+			t.Days = int32(x)
+		case 2:
+			t.Infinity = int32(x)
 		default:
 			return false
 		}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -34,7 +35,16 @@ func randomBatch(r *rand.Rand) *Batch {
 		case 8:
 			return &Value{Kind: &Value_Uuid{Uuid: []byte("0123456789abcdef")}}
 		case 9:
-			return &Value{Kind: &Value_Timestamp{Timestamp: &Timestamp{UnixMicros: r.Int64N(1 << 50), Local: true}}}
+			switch r.IntN(4) {
+			case 0:
+				return &Value{Kind: &Value_Timestamp{Timestamp: &Timestamp{UnixMicros: r.Int64N(1<<50) - 1<<49, Local: r.IntN(2) == 0}}}
+			case 1:
+				return &Value{Kind: &Value_Timestamp{Timestamp: &Timestamp{Infinity: int32(r.IntN(3) - 1)}}}
+			case 2:
+				return &Value{Kind: &Value_Date{Date: &Date{Days: int32(r.IntN(1<<20) - 1<<19)}}}
+			default:
+				return &Value{Kind: &Value_Date{Date: &Date{Infinity: int32(r.IntN(3) - 1)}}}
+			}
 		case 10:
 			return &Value{Kind: &Value_List{List: &List{Values: []*Value{Int(1), Text("x")}}}}
 		case 11:
@@ -195,5 +205,42 @@ func TestUnmarshalBatchSmall(t *testing.T) {
 	genBytes, genAllocs := allocated(func() { _ = (&Batch{}).UnmarshalVT(data) })
 	if bytes > genBytes*3/2 || allocs > genAllocs {
 		t.Errorf("one-event batch: %d bytes allocated (%.0f allocations), the generated decoder %d (%.0f)", bytes, allocs, genBytes, genAllocs)
+	}
+}
+
+// Timestamps and dates on the fast path decode as the generated decoder
+// does, also in shapes it merges or does not know: a message field given
+// twice (merged), an unknown field inside, another kind before it.
+func TestUnmarshalBatchTimestampEdges(t *testing.T) {
+	msg := func(num protowire.Number, parts ...[]byte) []byte {
+		var inner []byte
+		for _, p := range parts {
+			inner = append(inner, p...)
+		}
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), inner)
+	}
+	varint := func(num protowire.Number, x uint64) []byte {
+		return protowire.AppendVarint(protowire.AppendTag(nil, num, protowire.VarintType), x)
+	}
+	batchOf := func(value []byte) []byte {
+		// Batch.events[0].after.columns[0].value
+		return msg(1, msg(10, msg(1, msg(2, value))))
+	}
+	cases := map[string][]byte{
+		"timestamp":                    msg(8, varint(1, 1700000000000000), varint(2, 1)),
+		"negative timestamp":           msg(8, varint(1, uint64(1<<64-5))),
+		"infinite timestamp":           msg(8, varint(3, uint64(1<<64-1))),
+		"date":                         msg(9, varint(1, uint64(1<<64-719000))),
+		"infinite date":                msg(9, varint(2, 1)),
+		"empty timestamp":              msg(8),
+		"timestamp twice (merged)":     append(msg(8, varint(1, 5)), msg(8, varint(2, 1))...),
+		"date then timestamp":          append(msg(9, varint(1, 3)), msg(8, varint(1, 5))...),
+		"int then date":                append(varint(2, 4), msg(9, varint(1, 3))...),
+		"unknown field in a timestamp": msg(8, varint(1, 5), varint(9, 1)),
+		"wrong wire type in a date":    msg(9, msg(1)),
+		"32-bit overflow in a date":    msg(9, varint(1, 1<<40+7)),
+	}
+	for name, value := range cases {
+		checkSameDecoding(t, name, batchOf(value))
 	}
 }
