@@ -289,7 +289,7 @@ func (d *decoder) value(b []byte, v *Value) bool {
 			// (A message field seen twice merges in the generated
 			// decoder: left to it, as is one after another kind.)
 			t := d.stampMsg.next()
-			if !timestamp(val, t) {
+			if !varintFields(val, t.setField) {
 				return false
 			}
 			k := d.stamps.next()
@@ -297,7 +297,7 @@ func (d *decoder) value(b []byte, v *Value) bool {
 			v.Kind = k
 		case num == 9 && typ == protowire.BytesType && v.Kind == nil:
 			t := d.dateMsg.next()
-			if !date(val, t) {
+			if !varintFields(val, t.setField) {
 				return false
 			}
 			k := d.dates.next()
@@ -314,44 +314,41 @@ func (d *decoder) value(b []byte, v *Value) bool {
 	return true
 }
 
-// timestamp decodes a Timestamp of known fields only.
-func timestamp(b []byte, t *Timestamp) bool {
+// varintFields reads a message whose fields are all varints, handing each
+// to set, which reports false for a field it does not know.
+func varintFields(b []byte, set func(num protowire.Number, x uint64) bool) bool {
 	for len(b) > 0 {
 		num, typ, _, x, rest, ok := field(b)
-		if !ok || typ != protowire.VarintType {
+		if !ok || typ != protowire.VarintType || !set(num, x) {
 			return false
 		}
 		b = rest
-		switch num {
-		case 1:
-			t.UnixMicros = int64(x)
-		case 2:
-			t.Local = x != 0
-		case 3:
-			t.Infinity = int32(x)
-		default:
-			return false
-		}
 	}
 	return true
 }
 
-// date decodes a Date of known fields only.
-func date(b []byte, t *Date) bool {
-	for len(b) > 0 {
-		num, typ, _, x, rest, ok := field(b)
-		if !ok || typ != protowire.VarintType {
-			return false
-		}
-		b = rest
-		switch num {
-		case 1:
-			t.Days = int32(x)
-		case 2:
-			t.Infinity = int32(x)
-		default:
-			return false
-		}
+func (t *Timestamp) setField(num protowire.Number, x uint64) bool {
+	switch num {
+	case 1:
+		t.UnixMicros = int64(x)
+	case 2:
+		t.Local = x != 0
+	case 3:
+		t.Infinity = int32(x)
+	default:
+		return false
+	}
+	return true
+}
+
+func (t *Date) setField(num protowire.Number, x uint64) bool {
+	switch num {
+	case 1:
+		t.Days = int32(x)
+	case 2:
+		t.Infinity = int32(x)
+	default:
+		return false
 	}
 	return true
 }
