@@ -99,7 +99,8 @@ func TestPublisherOrderAndDurability(t *testing.T) {
 	}
 }
 
-// A full stream makes Publish wait (backpressure) until a consumer acks.
+// A full stream makes Publish wait (backpressure) until a consumer acks
+// and the acknowledged messages are trimmed.
 func TestPublisherWaitsWhenStreamFull(t *testing.T) {
 	b := openTest(t)
 	ctx := context.Background()
@@ -139,6 +140,10 @@ func TestPublisherWaitsWhenStreamFull(t *testing.T) {
 		if err := m.DoubleAck(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Acknowledged messages stay until the pipeline trims them.
+	if _, err := b.Trim(ctx, "p2"); err != nil {
+		t.Fatal(err)
 	}
 	if err := pub.Publish(ctx, Subject("p2", "s", "t"), "c", payload); err != nil {
 		t.Fatalf("publish after the sink caught up: %v", err)

@@ -21,8 +21,8 @@ type ConsumerConfig struct {
 func ConsumerName(sink string) string { return "sink_" + Token(sink) }
 
 // EnsureConsumer creates or updates the durable consumer of a sink on the
-// pipeline stream. Create consumers before the source publishes: the stream
-// keeps messages only for the consumers that exist (interest retention).
+// pipeline stream. Create consumers before the source publishes: Trim keeps
+// messages only for the consumers that exist.
 func (b *Bus) EnsureConsumer(ctx context.Context, pipeline, sink string, cfg ConsumerConfig) (jetstream.Consumer, error) {
 	if cfg.MaxAckPending <= 0 {
 		cfg.MaxAckPending = 20000

@@ -4,7 +4,8 @@
 // Layout, for a pipeline P and a sink S:
 //   - stream TG_<P>, subjects tg.<P>.ev.<schema>.<table>: the pipeline's
 //     events, one message per event, Nats-Msg-Id = event id (de-duplication),
-//     interest retention (a message goes when every sink consumer acked it);
+//     limits retention, trimmed by the pipeline (Trim: a message goes once
+//     every sink consumer acknowledged it);
 //   - durable consumer S on TG_<P>: the sink's own position (fan-out);
 //   - stream TG_DLQ_<P>, subjects tg.dlq.<P>.<S>: events a sink rejected,
 //     with the error in headers;

@@ -47,11 +47,14 @@ func (b *Bus) EnsurePipeline(ctx context.Context, pipeline string, cfg StreamCon
 		Description: "tidegate pipeline " + pipeline,
 		Subjects:    []string{"tg." + Token(pipeline) + ".ev.>"},
 		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.InterestPolicy,
-		MaxBytes:    limit,
-		Discard:     jetstream.DiscardNew,
-		Duplicates:  cfg.DuplicateWindow,
-		MaxMsgSize:  MaxMessageBytes,
+		// Acknowledged messages are removed by Trim (trim.go), not one
+		// by one as interest retention does. A stream created with
+		// interest retention by an earlier version switches here.
+		Retention:  jetstream.LimitsPolicy,
+		MaxBytes:   limit,
+		Discard:    jetstream.DiscardNew,
+		Duplicates: cfg.DuplicateWindow,
+		MaxMsgSize: MaxMessageBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("creating stream %s: %w", StreamName(pipeline), err)

@@ -83,6 +83,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return p.runSource(gctx) })
 	g.Go(func() error { p.gauges(gctx); return nil })
+	g.Go(func() error { p.trim(gctx); return nil })
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil

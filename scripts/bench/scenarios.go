@@ -163,7 +163,7 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 		return err
 	}
 	// Where the time goes: the sink's batch writes and its bulk requests.
-	parts := []string{"tidegate_source_publish_latency_seconds", "tidegate_sink_dequeue_latency_seconds", "tidegate_sink_write_seconds", "tidegate_sink_bulk_duration_seconds"}
+	parts := []string{"tidegate_source_server_delay_seconds", "tidegate_source_publish_latency_seconds", "tidegate_sink_dequeue_latency_seconds", "tidegate_sink_write_seconds", "tidegate_sink_bulk_duration_seconds"}
 	partsBefore := make([]map[float64]float64, len(parts))
 	for i, n := range parts {
 		if partsBefore[i], err = p.m.histogram(n); err != nil {

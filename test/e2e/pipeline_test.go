@@ -34,6 +34,13 @@ func TestSnapshotThenStream(t *testing.T) {
 			e.workload(testkit.NewWorkload(1), 300)
 			e.waitConverged(convergeTimeout)
 			e.noDeadLetters()
+			// The latency breakdown saw the streamed transactions, from
+			// PostgreSQL's side to the sink's.
+			for _, h := range []string{"tidegate_source_server_delay_seconds_count", "tidegate_source_publish_latency_seconds_count", "tidegate_end_to_end_latency_seconds_count"} {
+				if n, err := e.metric(h); err != nil || n == 0 {
+					t.Errorf("%s = %v (err %v) after 300 streamed transactions", h, n, err)
+				}
+			}
 			p.stop()
 		})
 	}

@@ -22,6 +22,10 @@ type Metrics struct {
 	// SourcePublish observes the delay from source commit to the source
 	// publishing the transaction's batch to the bus, once per batch.
 	SourcePublish *prometheus.HistogramVec
+	// SourceServer observes the delay from source commit to the source
+	// server sending the transaction (PostgreSQL: its WAL flush and logical
+	// decoding, before tidegate has anything to do), once per transaction.
+	SourceServer *prometheus.HistogramVec
 	// SinkDequeue observes the delay from source commit to a sink starting
 	// to write the batch holding it (bus and queueing included).
 	SinkDequeue *prometheus.HistogramVec
@@ -65,6 +69,9 @@ func New() *Metrics {
 		SourcePublish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tidegate_source_publish_latency_seconds", Help: "Delay from source commit to publishing the batch to the bus (streamed changes).", Buckets: latency,
 		}, []string{"pipeline"}),
+		SourceServer: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tidegate_source_server_delay_seconds", Help: "Delay from source commit to the source server sending the transaction (PostgreSQL: WAL flush and logical decoding; streamed changes).", Buckets: latency,
+		}, []string{"pipeline"}),
 		SinkDequeue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tidegate_sink_dequeue_latency_seconds", Help: "Delay from source commit to the sink starting to write the batch holding the change.", Buckets: latency,
 		}, []string{"pipeline", "sink"}),
@@ -93,7 +100,7 @@ func New() *Metrics {
 			Name: "tidegate_source_position_lost_total", Help: "Starts that found the replication slot gone or invalidated (see on_position_lost).",
 		}, []string{"pipeline"}),
 	}
-	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.SourcePublish, m.SinkDequeue, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress,
+	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.SourcePublish, m.SourceServer, m.SinkDequeue, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress,
 		m.SlotLagExceeded, m.PositionLost)
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
@@ -50,6 +51,8 @@ type streamer struct {
 	received     pglogrepl.LSN
 	lastActivity time.Time
 	lastReported pglogrepl.LSN
+	// serverDelay observes commit → PostgreSQL sending the transaction.
+	serverDelay prometheus.Observer
 	// newTup and oldTup build the events of one message's tuples; they are
 	// reused for the next message (Emit does not retain events).
 	newTup, oldTup tupleBuilder
@@ -85,7 +88,8 @@ func (s *Source) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn
 		return err
 	}
 	s.Durable(start)
-	st := &streamer{s: s, conn: conn, repl: repl, relations: map[uint32]*relation{}, marked: start, received: start, lastActivity: time.Now()}
+	st := &streamer{s: s, conn: conn, repl: repl, relations: map[uint32]*relation{}, marked: start, received: start, lastActivity: time.Now(),
+		serverDelay: s.opts.Metrics.SourceServer.WithLabelValues(s.opts.Pipeline)}
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", start)
 	return st.loop(ctx)
 }
@@ -239,6 +243,9 @@ func (st *streamer) handle(ctx context.Context, xld pglogrepl.XLogData) error {
 			xid:        strconv.FormatUint(uint64(m.Xid), 10),
 		}
 		st.lastActivity = time.Now()
+		if !xld.ServerTime.IsZero() {
+			st.serverDelay.Observe(xld.ServerTime.Sub(m.CommitTime).Seconds())
+		}
 	case *pglogrepl.CommitMessage:
 		st.tx.active = false
 		if m.TransactionEndLSN > st.marked {
