@@ -245,9 +245,10 @@ func (r *sinkRunner) checkGap(ctx context.Context, ord *orderer, waited time.Dur
 // the sink would wait forever, TestLargeValues), and little more: a sink
 // write takes a few messages (orderer.go: sinkBatchMaxBytes), and a pull
 // within the process comes back in well under a millisecond. Everything
-// held is live heap the garbage collector works around: 16 MiB of pull
-// buffer and 8 MiB of hand-off were a quarter of the heap during a
-// snapshot, and made the collector run ~5 times a second (make bench).
+// held is live heap, which leaves the collector less room under the memory
+// limit: with 16 MiB of pull buffer and 8 MiB of hand-off, message copies
+// in the client were ~40 of ~90 MB live during a snapshot, and the
+// collector ran ~5 times a second (make bench, heap profile).
 const (
 	consumeBufferBytes = bus.MaxMessageBytes + 1<<20
 	consumeBufferMsgs  = 256
