@@ -142,7 +142,7 @@ func TestPublisherWaitsWhenStreamFull(t *testing.T) {
 		}
 	}
 	// Acknowledged messages stay until the pipeline trims them.
-	if _, err := b.Trim(ctx, "p2"); err != nil {
+	if _, err := b.Trim(ctx, "p2", 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := pub.Publish(ctx, Subject("p2", "s", "t"), "c", payload); err != nil {

@@ -11,7 +11,8 @@ import (
 
 // Trim removes exactly what every consumer acknowledged: nothing while one
 // of them lags, everything once all are through, nothing when there is no
-// consumer at all.
+// consumer at all, and nothing while fewer messages than asked for are
+// acknowledged.
 func TestTrim(t *testing.T) {
 	b := openTest(t)
 	ctx := context.Background()
@@ -34,9 +35,9 @@ func TestTrim(t *testing.T) {
 		}
 		return st
 	}
-	trim := func(want uint64) {
+	trim := func(least, want uint64) {
 		t.Helper()
-		got, err := b.Trim(ctx, "p")
+		got, err := b.Trim(ctx, "p", least)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +48,7 @@ func TestTrim(t *testing.T) {
 
 	// No consumer: nothing is acknowledged, so nothing goes.
 	publish(3)
-	trim(0)
+	trim(1, 0)
 	if st := state(); st.Msgs != 3 {
 		t.Fatalf("no consumer: the stream holds %d messages, want 3", st.Msgs)
 	}
@@ -84,13 +85,14 @@ func TestTrim(t *testing.T) {
 	}
 	ack(fast, 10)
 	ack(slow, 4)
-	trim(4)
+	trim(5, 0) // fewer acknowledged than asked for: kept for a later trim
+	trim(4, 4)
 	if st := state(); st.FirstSeq != 5 || st.Msgs != 6 {
 		t.Fatalf("after trimming what both consumers acknowledged: first sequence %d, %d messages; want 5 and 6", st.FirstSeq, st.Msgs)
 	}
-	trim(0) // nothing new acknowledged by both
+	trim(1, 0) // nothing new acknowledged by both
 	ack(slow, 6)
-	trim(6)
+	trim(0, 6) // 0 counts as 1
 	if st := state(); st.Msgs != 0 {
 		t.Fatalf("everything acknowledged and trimmed, yet the stream holds %d messages", st.Msgs)
 	}
