@@ -49,9 +49,10 @@ func (s *Sink) newPlan(events []*event.Event, results []error) *plan {
 		failed:  make([]bool, len(events)),
 	}
 	byKey := make(map[docKey]int32, len(events))
+	var id []byte // document ids are rendered here, then copied once
 	for i, e := range events {
 		p.next[i] = -1
-		if err := s.prepare(e, &p.ops[i]); err != nil {
+		if err := s.prepare(e, &p.ops[i], &id); err != nil {
 			results[i] = err
 			p.failed[i] = true
 			continue
@@ -109,7 +110,7 @@ func (p *plan) rejectAll(d int32, err error) {
 
 // prepare turns an event into an operation, or rejects it with a permanent
 // error when it cannot be written.
-func (s *Sink) prepare(e *event.Event, o *op) error {
+func (s *Sink) prepare(e *event.Event, o *op, id *[]byte) error {
 	if e == nil {
 		return permanent("nil event")
 	}
@@ -141,7 +142,8 @@ func (s *Sink) prepare(e *event.Event, o *op) error {
 		return err
 	}
 	o.index = index
-	o.id = event.DocumentID(e.GetKey())
+	*id = event.AppendDocumentID((*id)[:0], e.GetKey())
+	o.id = string(*id)
 	switch {
 	case o.id == "":
 		return permanent("the key renders an empty document id, which Elasticsearch does not accept")

@@ -90,7 +90,8 @@ func TestPrepareRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var o op
-			err := s.prepare(tt.e, &o)
+			var id []byte
+			err := s.prepare(tt.e, &o, &id)
 			if !sink.IsPermanent(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want a permanent error containing %q", err, tt.want)
 			}
