@@ -189,39 +189,33 @@ func (v *Value) appendDelimited(b []byte) []byte {
 	case *Value_Uuid:
 		return appendStringValue(b, 0x6a, string(k.Uuid))
 	case *Value_Timestamp:
-		t := k.Timestamp
-		if t == nil || len(t.unknownFields) > 0 {
-			break
+		if t := k.Timestamp; t != nil && len(t.unknownFields) == 0 {
+			local := uint64(0)
+			if t.Local {
+				local = 1
+			}
+			return appendVarintMessage(b, 0x42, uint64(t.UnixMicros), local, uint64(t.Infinity))
 		}
-		// At most 1+10+2+1+10 bytes: the lengths fit in a byte.
-		b, at := beginLen(b)
-		b, tat := beginLen(append(b, 0x42))
-		if t.UnixMicros != 0 {
-			b = protowire.AppendVarint(append(b, 0x08), uint64(t.UnixMicros))
-		}
-		if t.Local {
-			b = append(b, 0x10, 1)
-		}
-		if t.Infinity != 0 {
-			b = protowire.AppendVarint(append(b, 0x18), uint64(t.Infinity))
-		}
-		return endLen(endLen(b, tat), at)
 	case *Value_Date:
-		d := k.Date
-		if d == nil || len(d.unknownFields) > 0 {
-			break
+		if d := k.Date; d != nil && len(d.unknownFields) == 0 {
+			return appendVarintMessage(b, 0x4a, uint64(d.Days), uint64(d.Infinity))
 		}
-		b, at := beginLen(b)
-		b, dat := beginLen(append(b, 0x4a))
-		if d.Days != 0 {
-			b = protowire.AppendVarint(append(b, 0x08), uint64(d.Days))
-		}
-		if d.Infinity != 0 {
-			b = protowire.AppendVarint(append(b, 0x10), uint64(d.Infinity))
-		}
-		return endLen(endLen(b, dat), at)
 	}
 	return appendGenerated(b, v.SizeVT(), v.MarshalToSizedBufferVT)
+}
+
+// appendVarintMessage appends a value holding one message (tag) whose
+// fields 1, 2, ... are the given varints, zero ones left out as proto3
+// does (Timestamp, Date; decode.go: varintFields reads them back).
+func appendVarintMessage(b []byte, tag byte, fields ...uint64) []byte {
+	b, at := beginLen(b)
+	b, mat := beginLen(append(b, tag))
+	for i, x := range fields {
+		if x != 0 {
+			b = protowire.AppendVarint(append(b, byte(i+1)<<3), x)
+		}
+	}
+	return endLen(endLen(b, mat), at)
 }
 
 // appendStringValue appends the length of a value holding one
