@@ -261,18 +261,23 @@ func msgCost(m jetstream.Msg) int64 {
 	return min(int64(len(m.Data()))+512, handoffBytes)
 }
 
+// decoders decode bus messages into memory that flights hand back once
+// written: a snapshot's millions of events, rows and columns then cost the
+// collector little (the pool lets go of them when the sink is idle).
+var decoders = sync.Pool{New: func() any { return new(event.Decoder) }}
+
 // prepare decodes a batch into a flight. Undecodable messages go to the
 // dead-letter queue here; an error means that failed (nothing is
 // acknowledged then).
 func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight, error) {
-	f := &flight{msgs: msgs, written: make(chan struct{}), done: make(chan struct{})}
+	f := &flight{msgs: msgs, dec: decoders.Get().(*event.Decoder), written: make(chan struct{}), done: make(chan struct{})}
 	f.events = make([]*event.Event, 0, len(msgs))
 	f.idx = make([]int, 0, len(msgs))
 	for i, m := range msgs {
 		if s := m.Headers().Get(bus.HeaderReplaySink); s != "" && s != r.name {
 			continue // a dead letter replayed for another sink
 		}
-		b, err := event.UnmarshalBatch(m.Data())
+		b, err := f.dec.Decode(m.Data())
 		if err != nil {
 			if err := r.deadLetter(ctx, m, nil, fmt.Sprintf("undecodable bus message (not an event batch): %v", err)); err != nil {
 				return nil, err
@@ -295,7 +300,12 @@ func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight
 func (r *sinkRunner) fly(ctx context.Context, f *flight) {
 	defer close(f.done)
 	f.err = r.write(ctx, f)
-	f.events, f.idx = nil, nil // written: free them now (docs go with the flight)
+	// Written: nothing uses the events any more (the sink keeps none), so
+	// their memory serves the next flight (docs go with the flight).
+	f.events, f.idx = nil, nil
+	f.dec.Reset()
+	decoders.Put(f.dec)
+	f.dec = nil
 	close(f.written)
 	if prev := f.prev; prev != nil {
 		// Dropped once waited for: flights would otherwise chain every

@@ -25,6 +25,10 @@ import (
 // err means the batch was not durably applied: the caller must not
 // acknowledge any of it and will deliver it again (writes are idempotent).
 //
+// Write must not keep the events, or anything reached from them, after it
+// returns: the caller reuses their memory for the next batch. (Strings may
+// be kept: they are never reused.)
+//
 // Close releases resources; Write must not be called after Close.
 type Writer interface {
 	Write(ctx context.Context, events []*event.Event) (results []error, err error)
