@@ -112,6 +112,6 @@ type Pipeline struct {
 	// how to recover; "resnapshot" creates a new slot, snapshots every table
 	// again, deletes the documents of rows deleted meanwhile, and streams on.
 	OnPositionLost string `yaml:"on_position_lost" json:"on_position_lost,omitempty"`
-	// Sink consumer batch: at most BatchMaxEvents events per write. Default 2000.
+	// Sink consumer batch: at most BatchMaxEvents events per write. Default 5000.
 	BatchMaxEvents int `yaml:"batch_max_events" json:"batch_max_events,omitempty"`
 }

@@ -18,7 +18,7 @@ const (
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 	DefaultSnapshot         = SnapshotInitial
-	DefaultBatchMaxEvents   = 2000
+	DefaultBatchMaxEvents   = 5000
 )
 
 // Values of Pipeline.OnPositionLost.

@@ -51,7 +51,7 @@ func fieldDoc(key string) string {
 	case "config.Pipeline":
 		return "Pipeline wires one source to one or more sinks."
 	case "config.Pipeline.BatchMaxEvents":
-		return "Sink consumer batch: at most `batch_max_events` events per write. Default 2000."
+		return "Sink consumer batch: at most `batch_max_events` events per write. Default 5000."
 	case "config.Pipeline.Name":
 		return "`name` identifies the pipeline (lowercase letters, digits, _ and -, at most 54 characters); the default PostgreSQL publication and slot are named after it."
 	case "config.Pipeline.OnPositionLost":

@@ -125,7 +125,7 @@ func TestDefaultValues(t *testing.T) {
 		"elasticsearch.Config.BulkMaxBytes":   "5MiB",
 		"elasticsearch.Config.RequestTimeout": "1m",
 		"postgres.Config.HeartbeatInterval":   "30s",
-		"config.Pipeline.BatchMaxEvents":      2000,
+		"config.Pipeline.BatchMaxEvents":      5000,
 	} {
 		if !reflect.DeepEqual(d[key], want) {
 			t.Errorf("default of %s = %#v, want %#v", key, d[key], want)
