@@ -124,6 +124,12 @@ func TestEmitterBatches(t *testing.T) {
 // newTestEmitter is an emitter on pipeline "p" of an embedded bus, a
 // consumer of that pipeline, and the positions reported durable so far.
 func newTestEmitter(t *testing.T) (*busEmitter, jetstream.Consumer, func() []any) {
+	em, cons, durable, _ := newTestBusEmitter(t)
+	return em, cons, durable
+}
+
+// newTestBusEmitter is newTestEmitter, and its bus.
+func newTestBusEmitter(t *testing.T) (*busEmitter, jetstream.Consumer, func() []any, *bus.Bus) {
 	ctx := context.Background()
 	b, err := bus.Open(ctx, bus.Config{URL: "embedded", DataDir: t.TempDir()})
 	if err != nil {
@@ -150,7 +156,7 @@ func newTestEmitter(t *testing.T) (*busEmitter, jetstream.Consumer, func() []any
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(durable)
-	}
+	}, b
 }
 
 // Rows with the batch's column template travel by position: their column

@@ -47,6 +47,7 @@ type flight struct {
 
 	prev    *flight       // the batch launched before, or nil
 	written chan struct{} // closed when the write is over (applied or failed)
+	wrote   chan struct{} // the runner's: signalled after written is closed
 	done    chan struct{} // closed when the batch is settled (acknowledged) or failed
 	err     error         // set before done is closed
 }
@@ -120,6 +121,27 @@ func (f *flight) conflicts(g *flight) bool {
 // flights are a sink runner's batches in flight, in launch order.
 type flights struct {
 	list []*flight
+	// wrote is signalled (without blocking: one signal stands for any
+	// number) each time a batch's write is over.
+	wrote chan struct{}
+}
+
+// launch records f, admitted, as the last batch in flight.
+func (fs *flights) launch(f *flight) {
+	if fs.wrote == nil {
+		fs.wrote = make(chan struct{}, 1)
+	}
+	f.prev, f.wrote = fs.last(), fs.wrote
+	fs.list = append(fs.list, f)
+}
+
+// markWritten closes f.written and signals the runner.
+func (f *flight) markWritten() {
+	close(f.written)
+	select {
+	case f.wrote <- struct{}{}:
+	default:
+	}
 }
 
 // admit waits until f may fly: fewer than maxWritesInFlight batches being
@@ -134,17 +156,8 @@ func (fs *flights) admit(ctx context.Context, f *flight) error {
 		if err := fs.reap(); err != nil {
 			return err
 		}
-		writing := 0
-		var wake <-chan struct{} // the first batch being written
-		for _, g := range fs.list {
-			if !g.isWritten() {
-				if wake == nil {
-					wake = g.written
-				}
-				writing++
-			}
-		}
-		if len(fs.list) < maxFlightsHeld && writing < maxWritesInFlight {
+		var wake <-chan struct{} = fs.wrote
+		if !fs.full() {
 			var blocker *flight
 			for _, g := range fs.list {
 				if g.isWritten() || slices.Contains(clear, g) {
@@ -168,6 +181,22 @@ func (fs *flights) admit(ctx context.Context, f *flight) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// full reports whether a new batch would have to wait for room:
+// maxWritesInFlight batches being written, or maxFlightsHeld held. Room
+// may have freed when fs.wrote or fs.front() is ready.
+func (fs *flights) full() bool {
+	if len(fs.list) >= maxFlightsHeld {
+		return true
+	}
+	writing := 0
+	for _, g := range fs.list {
+		if !g.isWritten() {
+			writing++
+		}
+	}
+	return writing >= maxWritesInFlight
 }
 
 // reap forgets the settled batches at the front, returning the first

@@ -198,47 +198,47 @@ func run(ctx context.Context, o options) (err error) {
 		return res.print()
 	}
 
-	step("tidegate: initial snapshot")
 	cfgPath, logPath := filepath.Join(o.dir, "tidegate.yaml"), filepath.Join(o.dir, "tidegate.log")
 	if err := writeConfig(cfgPath, o, dsn, esURL); err != nil {
 		return err
 	}
-	snapPG, snapJava := newPGCPU(), newESCPU()
-	started := time.Now()
-	if p, err = startTidegate(o.bin, cfgPath, logPath, o.adminAddr); err != nil {
-		return err
+	// Best of two runs, as for the loader: the machine's noise moves a
+	// single run by 10-30 %. The first run's pipeline is dropped; the
+	// second one's goes on to the streaming scenarios.
+	var best snapshotRun
+	for run := 1; run <= 2; run++ {
+		step("tidegate: initial snapshot (run %d of 2)", run)
+		var r snapshotRun
+		if p, r, err = snapshot(ctx, o, total, cfgPath, logPath); err != nil {
+			return err
+		}
+		fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB; CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s); bulk requests in flight %.2f on average\n",
+			r.bus.Round(time.Millisecond), r.indexed.Round(time.Millisecond), mib(r.hwm), r.tidegateCPU, r.pgCPU, r.esCPU, loaderES.seconds(), r.inFlight)
+		res.HWMSnapshot = max(res.HWMSnapshot, r.hwm)
+		if best.indexed == 0 || r.indexed < best.indexed {
+			best = r
+		}
+		if run == 1 {
+			if err := p.stop(); err != nil {
+				return fmt.Errorf("stopping tidegate: %w", err)
+			}
+			if err := execSQL(ctx, conn, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'tidegate_bench_search%'`); err != nil {
+				return err
+			}
+			for _, tb := range testkit.ShopTables {
+				_ = search.DeleteIndex(ctx, sourceName+"."+tb.Name)
+			}
+			if err := os.RemoveAll(filepath.Join(o.dir, "data")); err != nil {
+				return err
+			}
+		}
 	}
-	pid := p.cmd.Process.Pid
-	var sampled int64
-	sample := func() { sampled = max(sampled, procStatus(pid, "VmRSS")) }
-	err = p.waitFor(ctx, "snapshot_progress_ratio = 1", o.waitTimeout, 20*time.Millisecond, func() (bool, string) {
-		sample()
-		snapPG.sample()
-		r, err := p.m.get("tidegate_snapshot_progress_ratio")
-		return err == nil && r >= 1, fmt.Sprintf("ratio %.3f, err %v; see %s", r, err, logPath)
-	})
-	if err != nil {
-		return err
-	}
-	snapBus := time.Since(started)
-	if err := p.waitSink(ctx, float64(total), o.waitTimeout); err != nil {
-		return err
-	}
-	snapES := time.Since(started)
-	sample()
-	snapPG.sample()
-	snapJava.sample()
-	// Bulk requests in flight on average: the loader keeps
-	// bulkConcurrency there all the time.
-	bulkBusy, _ := p.m.get("tidegate_sink_bulk_duration_seconds_sum")
 	snapCPU := fmt.Sprintf("CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s); bulk requests in flight %.2f on average",
-		cpuSeconds(pid), snapPG.seconds(), snapJava.seconds(), loaderES.seconds(), bulkBusy/snapES.Seconds())
-	res.HWMSnapshot = max(procStatus(pid, "VmHWM"), sampled)
-	fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB; %s\n", snapBus.Round(time.Millisecond), snapES.Round(time.Millisecond), mib(res.HWMSnapshot), snapCPU)
-	res.add("snapshot PostgreSQL → bus, sink running", "rows/s", float64(total)/snapBus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
-		fmt.Sprintf("%d rows; tidegate start until snapshot_progress_ratio=1 in %s while the sink indexes; COPY in %s", total, snapBus.Round(time.Millisecond), copyTime.Round(time.Millisecond)))
-	res.add("snapshot PostgreSQL → Elasticsearch", "rows/s", float64(total)/snapES.Seconds(), "minimal bulk loader, pre-rendered NDJSON", bulkRate,
-		fmt.Sprintf("tidegate start until sink counter ≥ %d in %s; bulk loader in %s; %s", total, snapES.Round(time.Millisecond), bulkTime.Round(time.Millisecond), snapCPU))
+		best.tidegateCPU, best.pgCPU, best.esCPU, loaderES.seconds(), best.inFlight)
+	res.add("snapshot PostgreSQL → bus, sink running", "rows/s", float64(total)/best.bus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
+		fmt.Sprintf("%d rows; tidegate start until snapshot_progress_ratio=1 in %s while the sink indexes; COPY in %s", total, best.bus.Round(time.Millisecond), copyTime.Round(time.Millisecond)))
+	res.add("snapshot PostgreSQL → Elasticsearch", "rows/s", float64(total)/best.indexed.Seconds(), "minimal bulk loader, pre-rendered NDJSON", bulkRate,
+		fmt.Sprintf("best of two runs, each from tidegate start (new slot, empty bus and indexes) until sink counter ≥ %d: %s; bulk loader in %s (best of two); %s", total, best.indexed.Round(time.Millisecond), bulkTime.Round(time.Millisecond), snapCPU))
 
 	if err := bigTransaction(ctx, o, p, conn, dsn, res, bulkRate); err != nil {
 		return err
@@ -294,3 +294,50 @@ func dropDatabase(ctx context.Context, base, name string) error {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// snapshotRun is what one initial snapshot into Elasticsearch measured.
+type snapshotRun struct {
+	bus, indexed              time.Duration // from start: every row in the bus; every row indexed
+	tidegateCPU, pgCPU, esCPU float64       // seconds meanwhile
+	inFlight                  float64       // bulk requests in flight on average
+	hwm                       int64         // peak RSS, bytes
+}
+
+// snapshot starts tidegate on a new pipeline and waits until all total
+// rows are indexed. The process keeps running.
+func snapshot(ctx context.Context, o options, total int64, cfgPath, logPath string) (*process, snapshotRun, error) {
+	var r snapshotRun
+	snapPG, snapJava := newPGCPU(), newESCPU()
+	started := time.Now()
+	p, err := startTidegate(o.bin, cfgPath, logPath, o.adminAddr)
+	if err != nil {
+		return nil, r, err
+	}
+	pid := p.cmd.Process.Pid
+	var sampled int64
+	sample := func() { sampled = max(sampled, procStatus(pid, "VmRSS")) }
+	err = p.waitFor(ctx, "snapshot_progress_ratio = 1", o.waitTimeout, 20*time.Millisecond, func() (bool, string) {
+		sample()
+		snapPG.sample()
+		v, err := p.m.get("tidegate_snapshot_progress_ratio")
+		return err == nil && v >= 1, fmt.Sprintf("ratio %.3f, err %v; see %s", v, err, logPath)
+	})
+	if err != nil {
+		return p, r, err
+	}
+	r.bus = time.Since(started)
+	if err := p.waitSink(ctx, float64(total), o.waitTimeout); err != nil {
+		return p, r, err
+	}
+	r.indexed = time.Since(started)
+	sample()
+	snapPG.sample()
+	snapJava.sample()
+	// Bulk requests in flight on average: the loader keeps
+	// bulkConcurrency there all the time.
+	bulkBusy, _ := p.m.get("tidegate_sink_bulk_duration_seconds_sum")
+	r.tidegateCPU, r.pgCPU, r.esCPU = cpuSeconds(pid), snapPG.seconds(), snapJava.seconds()
+	r.inFlight = bulkBusy / r.indexed.Seconds()
+	r.hwm = max(procStatus(pid, "VmHWM"), sampled)
+	return p, r, nil
+}

@@ -232,7 +232,10 @@ no repetitions: treat differences under ~10 % as noise.
   repeated in the run with the sink ("sink running"). Limit: ` + "`COPY (SELECT * FROM t) TO STDOUT`" + `
   of the same four tables, read with pgx ` + "`PgConn().CopyTo`" + ` into ` + "`io.Discard`" + `.
 - **Snapshot PostgreSQL → Elasticsearch**: time from starting tidegate until
-  ` + "`tidegate_events_total{stage=\"sink:search\"}`" + ` reaches the row count. Limit: a
+  ` + "`tidegate_events_total{stage=\"sink:search\"}`" + ` reaches the row count, best of
+  two runs (each with a new slot, an empty bus and no index), as for the
+  limit: on this shared machine one run can be 10–30 % slower than the next
+  for reasons outside both. Limit: a
   minimal bulk loader. The same rows are read with the same text decoding
   (pgdecode + ` + "`event.AppendRowJSON`" + `, document ids from ` + "`event.DocumentID`" + `),
   pre-rendered as NDJSON index actions with ` + "`_id`" + ` before the clock starts (best of
