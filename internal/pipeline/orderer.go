@@ -21,6 +21,8 @@ import (
 type orderer struct {
 	next    uint64 // stream sequence of the next message to process
 	pending map[uint64]jetstream.Msg
+	// events and bytes held in pending (message data)
+	events, bytes int
 }
 
 func newOrderer(next uint64) *orderer {
@@ -32,7 +34,7 @@ func (o *orderer) add(m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
 		// Not a JetStream message: nothing to order it by.
-		o.pending[o.next] = m
+		o.hold(o.next, m)
 		return
 	}
 	seq := md.Sequence.Stream
@@ -46,7 +48,25 @@ func (o *orderer) add(m jetstream.Msg) {
 		// lose it if the process died before processing it).
 		return
 	}
+	o.hold(seq, m)
+}
+
+func (o *orderer) hold(seq uint64, m jetstream.Msg) {
 	o.pending[seq] = m
+	o.events += eventCount(m)
+	o.bytes += len(m.Data())
+}
+
+func (o *orderer) drop(seq uint64, m jetstream.Msg) {
+	delete(o.pending, seq)
+	o.events -= eventCount(m)
+	o.bytes -= len(m.Data())
+}
+
+// holdsBatch reports whether the orderer holds a full batch (maxEvents
+// events or sinkBatchMaxBytes), counting messages behind a gap too.
+func (o *orderer) holdsBatch(maxEvents int) bool {
+	return o.events >= maxEvents || o.bytes >= sinkBatchMaxBytes
 }
 
 // ready appends to batch, in order, the messages that can be processed now
@@ -68,7 +88,7 @@ func (o *orderer) ready(batch []jetstream.Msg, maxEvents int) []jetstream.Msg {
 		if len(batch) > 0 && (events+n > maxEvents || size+len(m.Data()) > sinkBatchMaxBytes) {
 			break
 		}
-		delete(o.pending, o.next)
+		o.drop(o.next, m)
 		o.next++
 		batch = append(batch, m)
 		events += n
@@ -98,7 +118,7 @@ func (o *orderer) skipTo(seq uint64) {
 	for s := o.next; s < seq; s++ {
 		if m, ok := o.pending[s]; ok {
 			_ = m.Ack()
-			delete(o.pending, s)
+			o.drop(s, m)
 		}
 	}
 	if seq > o.next {
@@ -124,6 +144,6 @@ func (o *orderer) lowest() uint64 {
 func (o *orderer) nakAll() {
 	for s, m := range o.pending {
 		_ = m.Nak()
-		delete(o.pending, s)
+		o.drop(s, m)
 	}
 }

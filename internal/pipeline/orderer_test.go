@@ -12,13 +12,14 @@ import (
 // stubMsg is a delivered message with a stream sequence; it records acks.
 type stubMsg struct {
 	seq         uint64
+	data        []byte
 	acked, naks int
 }
 
 func (m *stubMsg) Metadata() (*jetstream.MsgMetadata, error) {
 	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.seq}}, nil
 }
-func (m *stubMsg) Data() []byte                     { return nil }
+func (m *stubMsg) Data() []byte                     { return m.data }
 func (m *stubMsg) Headers() nats.Header             { return nil }
 func (m *stubMsg) Subject() string                  { return "" }
 func (m *stubMsg) Reply() string                    { return "" }
@@ -92,5 +93,40 @@ func TestOrdererBatchLimitAndSkip(t *testing.T) {
 	o.nakAll()
 	if held.naks != 1 || o.waiting() {
 		t.Fatal("nakAll did not hand back held messages")
+	}
+}
+
+// The orderer counts the events and bytes it holds, gaps included, so that
+// the runner takes no more than a batch's worth while its writes are busy.
+func TestOrdererHoldsBatch(t *testing.T) {
+	o := newOrderer(1)
+	o.add(&stubMsg{seq: 1})
+	o.add(&stubMsg{seq: 2})
+	if o.holdsBatch(3) {
+		t.Fatal("2 events held, yet a batch of 3")
+	}
+	o.add(&stubMsg{seq: 3})
+	o.add(&stubMsg{seq: 3}) // a second delivery counts once
+	if !o.holdsBatch(3) || o.holdsBatch(4) {
+		t.Fatalf("3 events held: holdsBatch(3) %v, holdsBatch(4) %v", o.holdsBatch(3), o.holdsBatch(4))
+	}
+	o.ready(nil, 2)
+	if o.holdsBatch(2) {
+		t.Fatal("1 event held after a batch of 2 left, yet a batch of 2")
+	}
+	o.add(&stubMsg{seq: 6, data: make([]byte, sinkBatchMaxBytes)}) // behind a gap
+	if !o.holdsBatch(100) {
+		t.Fatal("sinkBatchMaxBytes held behind a gap, yet not a batch")
+	}
+	o.skipTo(6) // drops 3 with the gap
+	if got := seqs(o.ready(nil, 100)); len(got) != 1 || o.events != 0 || o.bytes != 0 {
+		t.Fatalf("released %v; still counted: %d events, %d bytes", got, o.events, o.bytes)
+	}
+	o.add(&stubMsg{seq: 9})
+	o.skipTo(10)
+	o.add(&stubMsg{seq: 11})
+	o.nakAll()
+	if o.events != 0 || o.bytes != 0 {
+		t.Fatalf("after skipTo and nakAll: %d events, %d bytes counted", o.events, o.bytes)
 	}
 }

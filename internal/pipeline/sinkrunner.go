@@ -138,15 +138,19 @@ func (r *sinkRunner) run(ctx context.Context) error {
 		}
 		// The next batch is cut only once it may fly: what arrives while
 		// every write slot is busy joins it (group commit), instead of
-		// waiting behind a batch cut early. At 5,000 one-row transactions
-		// a second that halves the bulk requests.
+		// waiting behind a batch cut early. Meanwhile the runner takes up
+		// to one batch's worth of messages (a backlog stays in the bus).
 		if inFlight.full() {
+			in := msgs
+			if ord.holdsBatch(r.batchMax) {
+				in = nil
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case err := <-readerErr:
 				return err
-			case m := <-msgs:
+			case m := <-in:
 				ord.add(take(m))
 			case <-inFlight.wrote:
 			case <-inFlight.front():
