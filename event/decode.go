@@ -159,6 +159,20 @@ func substr(v []byte) string {
 // (length-delimited) or number (varint, fixed64). ok is false on malformed
 // input.
 func field(b []byte) (num protowire.Number, typ protowire.Type, val []byte, x uint64, rest []byte, ok bool) {
+	// Most fields have a one-byte tag (numbers 1-15) and a one-byte length
+	// or varint (below 128): read those inline (field was ~40 % of the
+	// decoding time through protowire's general functions).
+	if len(b) >= 2 && b[0] < 0x80 && b[0] >= 8 && b[1] < 0x80 {
+		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch typ {
+		case protowire.BytesType:
+			if n := int(b[1]); n <= len(b)-2 {
+				return num, typ, b[2 : 2+n : 2+n], 0, b[2+n:], true
+			}
+		case protowire.VarintType:
+			return num, typ, nil, uint64(b[1]), b[2:], true
+		}
+	}
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, nil, 0, nil, false
