@@ -398,6 +398,12 @@ func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain ASCII bytes at a time (most of a document's text):
+		// no control byte, quote, backslash or multi-byte rune among them.
+		if i+8 <= len(s) && !escapeIn8(s, i) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -450,4 +456,20 @@ func (e *Event) CommitTime() time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(e.GetCommitTimeUs()).UTC()
+}
+
+// escapeIn8 reports whether s[i:i+8] holds a byte AppendString does not
+// copy as is: below 0x20, '"', '\\' or 0x80 and above. (The classic
+// "has a byte less than n" and "has a zero byte" word tests: exact for
+// whether any byte matches.)
+func escapeIn8(s string, i int) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	control := (w - ones*0x20) & ^w
+	q := w ^ (ones * '"')
+	quote := (q - ones) & ^q
+	bs := w ^ (ones * '\\')
+	backslash := (bs - ones) & ^bs
+	return (control|quote|backslash|w)&highs != 0
 }

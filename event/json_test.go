@@ -1,12 +1,14 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestAppendValueJSON(t *testing.T) {
@@ -117,12 +119,91 @@ func TestEventJSONDeterministic(t *testing.T) {
 func FuzzAppendString(f *testing.F) {
 	f.Add("hello")
 	f.Add("a\xff\x00\u2028")
+	f.Add("0123456789abcdef\"0123456\\89abcdef\x1f")
 	f.Fuzz(func(t *testing.T, s string) {
 		b := AppendString(nil, s)
 		if !json.Valid(b) {
 			t.Fatalf("invalid JSON for %q: %s", s, b)
 		}
+		if want := appendStringByBytes(nil, s); string(b) != string(want) {
+			t.Fatalf("%q: got %s, byte by byte %s", s, b, want)
+		}
 	})
+}
+
+// Every byte that needs escaping is found wherever it sits in an
+// eight-byte word, next to any other byte: AppendString, which skips plain
+// words whole, renders as the byte-by-byte loop does.
+func TestAppendStringWords(t *testing.T) {
+	special := []byte{0, 0x1f, '"', '\\', 0x7f, 0x80, 0xc3, 0xe2, 0xff, '\n'}
+	plain := []byte{' ', '!', '#', '0', 'A', '[', ']', '~', 0x21, 0x5b, 0x5d}
+	for _, sp := range special {
+		for _, pl := range plain {
+			for n := 1; n <= 17; n++ {
+				for at := range n {
+					buf := bytes.Repeat([]byte{pl}, n)
+					buf[at] = sp
+					s := string(buf)
+					if got, want := AppendString(nil, s), appendStringByBytes(nil, s); string(got) != string(want) {
+						t.Fatalf("%q: got %s, byte by byte %s", s, got, want)
+					}
+				}
+			}
+		}
+	}
+	s := "é – \u2028 ok \xff\xfe plain text of some length \"quoted\""
+	if got, want := AppendString(nil, s), appendStringByBytes(nil, s); string(got) != string(want) {
+		t.Fatalf("%q: got %s, byte by byte %s", s, got, want)
+	}
+}
+
+// appendStringByBytes is AppendString without the word-at-a-time skip.
+func appendStringByBytes(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // TestFloatJSONIsFloatLiteral checks, on random bit patterns and edge
