@@ -258,9 +258,15 @@ func run(ctx context.Context, o options) (err error) {
 	if err := startup(ctx, o, &p, conn, cfgPath, logPath, res); err != nil {
 		return err
 	}
-	res.Memory = fmt.Sprintf("%.1f MiB (snapshot), %.1f MiB (big transaction)", mib(res.HWMSnapshot), mib(res.HWMTx))
+	if err := p.stop(); err != nil {
+		return fmt.Errorf("stopping tidegate: %w", err)
+	}
 	res.add("memory: peak RSS (VmHWM), snapshot", "MiB", mib(res.HWMSnapshot), "target 256 MiB", 256, "")
 	res.add("memory: peak RSS (VmHWM), big transaction", "MiB", mib(res.HWMTx), "target 256 MiB", 256, "VmHWM reset via /proc/<pid>/clear_refs before the UPDATE")
+	if err := wideTable(ctx, o, conn, dsn, esURL, res); err != nil {
+		return err
+	}
+	res.Memory = fmt.Sprintf("%.1f MiB (snapshot), %.1f MiB (big transaction), %.1f MiB (wide table)", mib(res.HWMSnapshot), mib(res.HWMTx), mib(res.HWMWide))
 	res.Finished = time.Now().UTC()
 	return res.report(o)
 }
