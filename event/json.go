@@ -394,13 +394,17 @@ func appendPad(b []byte, v int64, width int) []byte {
 }
 
 // AppendString appends s as a JSON string. Invalid UTF-8 is replaced by U+FFFD.
-func AppendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte { return appendString(b, s, true) }
+
+// appendString is AppendString; words false looks at one byte at a time
+// (the reference its tests compare with).
+func appendString(b []byte, s string, words bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		// Eight plain ASCII bytes at a time (most of a document's text):
 		// no control byte, quote, backslash or multi-byte rune among them.
-		if i+8 <= len(s) && !escapeIn8(s, i) {
+		if words && i+8 <= len(s) && !escapeIn8(s, i) {
 			i += 8
 			continue
 		}
