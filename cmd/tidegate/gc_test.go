@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// tidegate caps the heap at 160 MiB and, under that cap, collects less
+// tidegate caps the heap at 200 MiB and, under that cap, collects less
 // often (GOGC 400); with the limit turned off it keeps Go's default GOGC,
 // as nothing would cap the heap; GOGC and GOMEMLIMIT win when set.
 func TestTuneGC(t *testing.T) {
