@@ -386,7 +386,8 @@ func append2(b []byte, v int) []byte {
 }
 
 func appendPad(b []byte, v int64, width int) []byte {
-	s := strconv.AppendInt(nil, v, 10)
+	var digits [20]byte // on the stack: a year is rendered per timestamp
+	s := strconv.AppendInt(digits[:0], v, 10)
 	for i := len(s); i < width; i++ {
 		b = append(b, '0')
 	}
