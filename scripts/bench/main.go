@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,9 +159,12 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	// Best of two runs into fresh indexes: a cluster just started is still
 	// compiling its hot paths, and a slow first run would flatter tidegate.
+	// When the two best runs differ by more than 10 % the machine was
+	// disturbed (seen: 22.2 s then 14.3 s), so run again, up to 4 times.
 	var bulkTime time.Duration
 	var loaderES *procCPU
-	for run := 1; run <= 2; run++ {
+	var took []time.Duration
+	for run := 1; run <= 4 && (run <= 2 || !agree(took, 0.10)); run++ {
 		for _, tb := range testkit.ShopTables {
 			_ = search.DeleteIndex(ctx, bulkPrefix+tb.Name)
 			if err := createIndex(ctx, esURL, bulkPrefix+tb.Name); err != nil {
@@ -168,14 +172,15 @@ func run(ctx context.Context, o options) (err error) {
 			}
 		}
 		cpu := newESCPU()
-		took, err := bulkLimit(ctx, esURL, bodies)
+		t, err := bulkLimit(ctx, esURL, bodies)
 		if err != nil {
 			return err
 		}
 		cpu.sample()
-		fmt.Printf("    run %d: %s\n", run, took.Round(time.Millisecond))
-		if bulkTime == 0 || took < bulkTime {
-			bulkTime, loaderES = took, cpu
+		fmt.Printf("    run %d: %s\n", run, t.Round(time.Millisecond))
+		took = append(took, t)
+		if bulkTime == 0 || t < bulkTime {
+			bulkTime, loaderES = t, cpu
 		}
 	}
 	bodies = nil
@@ -202,23 +207,14 @@ func run(ctx context.Context, o options) (err error) {
 	if err := writeConfig(cfgPath, o, dsn, esURL); err != nil {
 		return err
 	}
-	// Best of two runs, as for the loader: the machine's noise moves a
-	// single run by 10-30 %. The first run's pipeline is dropped; the
-	// second one's goes on to the streaming scenarios.
+	// Best of two runs or more, as for the loader: the machine's noise
+	// moves a single run by 10-30 %.
 	var best snapshotRun
-	for run := 1; run <= 2; run++ {
-		step("tidegate: initial snapshot (run %d of 2)", run)
-		var r snapshotRun
-		if p, r, err = snapshot(ctx, o, total, cfgPath, logPath); err != nil {
-			return err
-		}
-		fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB; CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s); bulk requests in flight %.2f on average\n",
-			r.bus.Round(time.Millisecond), r.indexed.Round(time.Millisecond), mib(r.hwm), r.tidegateCPU, r.pgCPU, r.esCPU, loaderES.seconds(), r.inFlight)
-		res.HWMSnapshot = max(res.HWMSnapshot, r.hwm)
-		if best.indexed == 0 || r.indexed < best.indexed {
-			best = r
-		}
-		if run == 1 {
+	var indexed []time.Duration
+	for run := 1; run <= 4 && (run <= 2 || !agree(indexed, 0.10)); run++ {
+		if run > 1 {
+			// A new pipeline: the last run's goes on to the streaming
+			// scenarios.
 			if err := p.stop(); err != nil {
 				return fmt.Errorf("stopping tidegate: %w", err)
 			}
@@ -232,13 +228,25 @@ func run(ctx context.Context, o options) (err error) {
 				return err
 			}
 		}
+		step("tidegate: initial snapshot (run %d)", run)
+		var r snapshotRun
+		if p, r, err = snapshot(ctx, o, total, cfgPath, logPath); err != nil {
+			return err
+		}
+		fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB; CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s); bulk requests in flight %.2f on average\n",
+			r.bus.Round(time.Millisecond), r.indexed.Round(time.Millisecond), mib(r.hwm), r.tidegateCPU, r.pgCPU, r.esCPU, loaderES.seconds(), r.inFlight)
+		res.HWMSnapshot = max(res.HWMSnapshot, r.hwm)
+		indexed = append(indexed, r.indexed)
+		if best.indexed == 0 || r.indexed < best.indexed {
+			best = r
+		}
 	}
 	snapCPU := fmt.Sprintf("CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s (bulk loader run: Elasticsearch %.1f s); bulk requests in flight %.2f on average",
 		best.tidegateCPU, best.pgCPU, best.esCPU, loaderES.seconds(), best.inFlight)
 	res.add("snapshot PostgreSQL → bus, sink running", "rows/s", float64(total)/best.bus.Seconds(), "COPY (SELECT *) TO STDOUT → io.Discard", copyRate,
 		fmt.Sprintf("%d rows; tidegate start until snapshot_progress_ratio=1 in %s while the sink indexes; COPY in %s", total, best.bus.Round(time.Millisecond), copyTime.Round(time.Millisecond)))
 	res.add("snapshot PostgreSQL → Elasticsearch", "rows/s", float64(total)/best.indexed.Seconds(), "minimal bulk loader, pre-rendered NDJSON", bulkRate,
-		fmt.Sprintf("best of two runs, each from tidegate start (new slot, empty bus and indexes) until sink counter ≥ %d: %s; bulk loader in %s (best of two); %s", total, best.indexed.Round(time.Millisecond), bulkTime.Round(time.Millisecond), snapCPU))
+		fmt.Sprintf("best of %d runs, each from tidegate start (new slot, empty bus and indexes) until sink counter ≥ %d: %s; bulk loader in %s (best of %d runs); %s", len(indexed), total, best.indexed.Round(time.Millisecond), bulkTime.Round(time.Millisecond), len(took), snapCPU))
 
 	if err := bigTransaction(ctx, o, p, conn, dsn, res, bulkRate); err != nil {
 		return err
@@ -346,4 +354,15 @@ func snapshot(ctx context.Context, o options, total int64, cfgPath, logPath stri
 	r.inFlight = bulkBusy / r.indexed.Seconds()
 	r.hwm = max(procStatus(pid, "VmHWM"), sampled)
 	return p, r, nil
+}
+
+// agree reports whether the two shortest durations are within tolerance
+// of each other (relative to the shorter).
+func agree(ds []time.Duration, tolerance float64) bool {
+	if len(ds) < 2 {
+		return false
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return float64(s[1]-s[0]) <= tolerance*float64(s[0])
 }

@@ -102,8 +102,12 @@ func autocommit(ctx context.Context, o options, p *process, dsn string, conn *pg
 	}
 	fmt.Printf("    issued in %s (%.0f/s), all in the sink after %s; pg_recvlogical in %s\n",
 		issued.Round(time.Millisecond), float64(n)/issued.Seconds(), elapsed.Round(time.Millisecond), recv.Round(time.Millisecond))
-	res.add("streaming, autocommit (4 connections) → Elasticsearch", "events/s", float64(n)/elapsed.Seconds(), "pg_recvlogical (test_decoding) → /dev/null", float64(n)/recv.Seconds(),
-		fmt.Sprintf("%d updates; first update until sink counter +%d in %s; updates were issued at %.0f/s, which bounds the tidegate figure", n, n, elapsed.Round(time.Millisecond), float64(n)/issued.Seconds()))
+	// The limit is the rate the load generator reached: 4 connections
+	// committing one row at a time, which tidegate cannot outrun (its ratio
+	// says whether it kept up). pg_recvlogical drains the same WAL ~20
+	// times faster afterwards, which says nothing about tidegate here.
+	res.add("streaming, autocommit (4 connections) → Elasticsearch", "events/s", float64(n)/elapsed.Seconds(), "updates committed by the load generator", float64(n)/issued.Seconds(),
+		fmt.Sprintf("%d updates; first update until sink counter +%d in %s; the updates were committed in %s; pg_recvlogical (test_decoding) drained their WAL at %.0f/s afterwards", n, n, elapsed.Round(time.Millisecond), issued.Round(time.Millisecond), float64(n)/recv.Seconds()))
 	return nil
 }
 
