@@ -18,10 +18,7 @@ import (
 
 // AppendDelimited appends ev's encoding preceded by its length, as an
 // embedded message field's value is written (Batch.events).
-func AppendDelimited(b []byte, ev *Event) []byte {
-	b, at := beginLen(b)
-	return endLen(ev.appendFast(b, Omit{}), at)
-}
+func AppendDelimited(b []byte, ev *Event) []byte { return AppendDelimitedOmitting(b, ev, Omit{}) }
 
 // Omit says what AppendDelimitedOmitting leaves out of an event: what a
 // Batch carries once for all its events (Batch.shared, columns and

@@ -274,7 +274,6 @@ func run(ctx context.Context, o options) (err error) {
 	if err := wideTable(ctx, o, conn, dsn, esURL, res); err != nil {
 		return err
 	}
-	res.Memory = fmt.Sprintf("%.1f MiB (snapshot), %.1f MiB (big transaction), %.1f MiB (wide table)", mib(res.HWMSnapshot), mib(res.HWMTx), mib(res.HWMWide))
 	res.Finished = time.Now().UTC()
 	return res.report(o)
 }

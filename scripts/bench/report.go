@@ -26,7 +26,6 @@ type results struct {
 	Finished    time.Time `json:"finished"`
 	Machine     machine   `json:"machine"`
 	Build       build     `json:"build"`
-	Memory      string    `json:"-"`
 	HWMSnapshot int64     `json:"peak_rss_snapshot_bytes"`
 	HWMTx       int64     `json:"peak_rss_big_transaction_bytes"`
 	HWMWide     int64     `json:"peak_rss_wide_table_bytes"`
