@@ -137,12 +137,12 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			return err
 		}
 		// The next batch is cut only once it may fly: what arrives while
-		// every write slot is busy joins it (group commit), instead of
+		// the write slots are busy joins it (group commit), instead of
 		// waiting behind a batch cut early. Meanwhile the runner takes up
 		// to one batch's worth of messages (a backlog stays in the bus).
-		if inFlight.full() {
+		if batchFull := ord.holdsBatch(r.batchMax); inFlight.full(batchFull) {
 			in := msgs
-			if ord.holdsBatch(r.batchMax) {
+			if batchFull {
 				in = nil
 			}
 			select {

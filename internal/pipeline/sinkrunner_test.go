@@ -32,35 +32,39 @@ func (w *blockingWriter) Write(ctx context.Context, evs []*event.Event) ([]error
 
 func (w *blockingWriter) Close() error { return nil }
 
-// While every write slot is busy, the runner keeps taking messages and
-// cuts the next batch only when a slot frees, so that batch holds all that
-// arrived meanwhile (one bulk request where there were several), instead of
-// waiting with the first message alone.
-func TestSinkRunnerBatchesWhileWritesAreBusy(t *testing.T) {
+// heldRunner is a sink runner on the embedded bus whose writes are held
+// until release is closed.
+type heldRunner struct {
+	t       *testing.T
+	w       *blockingWriter
+	took    chan struct{}
+	emitted int
+	emit    func() // one transaction (one bus message) of one event
+}
+
+func startHeldRunner(t *testing.T, batchMax int) *heldRunner {
+	t.Helper()
 	ctx := context.Background()
 	em, cons, _, b := newTestBusEmitter(t)
-	w := &blockingWriter{started: make(chan int, 16), release: make(chan struct{})}
-	took := make(chan struct{}, 64)
+	h := &heldRunner{t: t, w: &blockingWriter{started: make(chan int, 16), release: make(chan struct{})}, took: make(chan struct{}, 64)}
 	r := &sinkRunner{
-		pipeline: "p", name: "s", bus: b, cons: cons, batchMax: 5000, ackWait: time.Minute,
-		open: func(context.Context) (sink.Writer, error) { return w, nil },
+		pipeline: "p", name: "s", bus: b, cons: cons, batchMax: batchMax, ackWait: time.Minute,
+		open: func(context.Context) (sink.Writer, error) { return h.w, nil },
 		log:  slog.New(slog.DiscardHandler), metrics: metrics.New(),
-		testTook: func() { took <- struct{}{} },
+		testTook: func() { h.took <- struct{}{} },
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- r.run(runCtx) }()
-	defer func() {
+	t.Cleanup(func() {
 		stop()
 		if err := <-ran; !errors.Is(err, context.Canceled) {
 			t.Errorf("runner: %v", err)
 		}
-	}()
-
-	// One transaction (one bus message) of one event per call.
-	n := 0
-	emit := func() {
-		n++
+	})
+	h.emit = func() {
+		h.emitted++
+		n := h.emitted
 		ev := &event.Event{Id: fmt.Sprint("e", n), Op: event.Op_OP_INSERT, Version: uint64(n), Position: fmt.Sprint(n),
 			TxId: fmt.Sprint(n), Origin: &event.Origin{Schema: "public", Table: "t"},
 			Key: []*event.Column{{Name: "id", Value: event.Int(int64(n))}}}
@@ -71,41 +75,96 @@ func TestSinkRunnerBatchesWhileWritesAreBusy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wait := func(what string, ch <-chan struct{}, times int) {
-		t.Helper()
-		for i := range times {
-			select {
-			case <-ch:
-			case <-time.After(30 * time.Second): // a failure, not a measurement
-				t.Fatalf("%s: %d of %d after 30 s", what, i, times)
-			}
-		}
-	}
-	startedSize := func() int {
-		t.Helper()
-		select {
-		case size := <-w.started:
-			return size
-		case <-time.After(30 * time.Second):
-			t.Fatal("no write started within 30 s")
-			return 0
-		}
-	}
+	return h
+}
 
-	for i := range maxWritesInFlight {
-		emit()
-		wait("messages taken", took, 1)
-		if size := startedSize(); size != 1 {
-			t.Fatalf("write %d holds %d events, want 1", i+1, size)
+// taken waits until the runner has taken times more messages.
+func (h *heldRunner) taken(what string, times int) {
+	h.t.Helper()
+	for i := range times {
+		select {
+		case <-h.took:
+		case <-time.After(30 * time.Second): // a failure, not a measurement
+			h.t.Fatalf("%s: %d of %d after 30 s", what, i, times)
 		}
 	}
-	const later = 10
-	for range later {
-		emit()
+}
+
+// started waits for the next write to start and returns its size.
+func (h *heldRunner) started() int {
+	h.t.Helper()
+	select {
+	case size := <-h.w.started:
+		return size
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("no write started within 30 s")
+		return 0
 	}
-	wait(fmt.Sprintf("messages taken while %d writes are busy", maxWritesInFlight), took, later)
-	close(w.release)
-	if size := startedSize(); size != later {
+}
+
+// writeSingles starts writes of one event each, one after the other.
+func (h *heldRunner) writeSingles(writes int) {
+	h.t.Helper()
+	for i := range writes {
+		h.emit()
+		h.taken("messages taken", 1)
+		if size := h.started(); size != 1 {
+			h.t.Fatalf("write %d holds %d events, want 1", i+1, size)
+		}
+	}
+}
+
+// While the write slots are busy, the runner keeps taking messages and
+// cuts the next batch only when a slot frees, so that batch holds all that
+// arrived meanwhile (one bulk request where there were several), instead of
+// waiting with the first message alone. A batch that is not full gets only
+// maxPartialWritesInFlight slots: it does not wait, cut, for a request slot
+// of the sink's.
+func TestSinkRunnerBatchesWhileWritesAreBusy(t *testing.T) {
+	h := startHeldRunner(t, 5000)
+	h.writeSingles(maxPartialWritesInFlight)
+	// The first one taken alone: a batch cut from it would start a write
+	// before the others arrive.
+	const later = 10
+	h.emit()
+	h.taken("first message taken while the writes are busy", 1)
+	for range later - 1 {
+		h.emit()
+	}
+	h.taken(fmt.Sprintf("messages taken while %d writes are busy", maxPartialWritesInFlight), later-1)
+	close(h.w.release)
+	if size := h.started(); size != later {
 		t.Fatalf("the write after the busy ones holds %d events, want all %d that arrived meanwhile", size, later)
+	}
+}
+
+// Under a backlog a full batch takes the last write slot at once: it is
+// rendered and ready when a request slot of the sink's frees.
+func TestSinkRunnerFullBatchTakesLastSlot(t *testing.T) {
+	const batchMax = 4
+	h := startHeldRunner(t, batchMax)
+	h.writeSingles(maxPartialWritesInFlight)
+	for range maxWritesInFlight - maxPartialWritesInFlight {
+		for range batchMax {
+			h.emit()
+		}
+		h.taken("messages of a full batch taken", batchMax)
+		if size := h.started(); size != batchMax {
+			t.Fatalf("write holds %d events, want a full batch of %d", size, batchMax)
+		}
+	}
+	// Every slot is busy now: what arrives waits, up to one batch taken.
+	for range batchMax {
+		h.emit()
+	}
+	h.taken("messages taken while every slot is busy", batchMax)
+	select {
+	case size := <-h.w.started:
+		t.Fatalf("a write of %d events started while %d were being written", size, maxWritesInFlight)
+	default:
+	}
+	close(h.w.release)
+	if size := h.started(); size != batchMax {
+		t.Fatalf("the write after the busy ones holds %d events, want %d", size, batchMax)
 	}
 }

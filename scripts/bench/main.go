@@ -35,6 +35,7 @@ type options struct {
 	doc         string
 	waitTimeout time.Duration
 	busOnly     bool
+	latencyOnly int             // >0: only the latency scenario, this many times per rate
 	search      *testkit.Search // the cluster at the environment's URL
 }
 
@@ -52,6 +53,7 @@ func main() {
 	flag.DurationVar(&o.waitTimeout, "timeout", 15*time.Minute, "longest wait for any one condition")
 	flag.StringVar(&profileDir, "profile", "", "write a CPU profile of every tidegate run into this directory (pprof)")
 	flag.BoolVar(&o.busOnly, "bus-only", false, "measure the limits and the no-sink scenarios only, and write no document (profiling the source side)")
+	flag.IntVar(&o.latencyOnly, "latency-only", 0, "measure only the latency scenario, this many runs per rate, and write no document (0: the whole bench)")
 	render := flag.String("render", "", "only regenerate -doc from this results file (e.g. bench-results/bench.json), measuring nothing")
 	flag.Parse()
 	if *render != "" {
@@ -137,6 +139,10 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	res.TotalRows, res.OrderItems = total, items
 	fmt.Printf("    loaded %d rows (%d order items) in %s\n", total, items, time.Since(t0).Round(time.Millisecond))
+
+	if o.latencyOnly > 0 {
+		return latencyOnly(ctx, o, conn, dsn, esURL, total, res)
+	}
 
 	// Limits first, on an idle machine and an empty cluster.
 	step("limit: COPY of every table to io.Discard")
@@ -276,6 +282,40 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	res.Finished = time.Now().UTC()
 	return res.report(o)
+}
+
+// latencyOnly snapshots once, then runs the latency scenario
+// o.latencyOnly times per rate, printing each run (for work on the tail:
+// one run says little on this machine).
+func latencyOnly(ctx context.Context, o options, conn *pgx.Conn, dsn, esURL string, total int64, res *results) error {
+	if err := os.RemoveAll(o.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	cfgPath, logPath := filepath.Join(o.dir, "tidegate.yaml"), filepath.Join(o.dir, "tidegate.log")
+	if err := writeConfig(cfgPath, o, dsn, esURL); err != nil {
+		return err
+	}
+	step("tidegate: initial snapshot")
+	p, _, err := snapshot(ctx, o, total, cfgPath, logPath)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	for run := 1; run <= o.latencyOnly; run++ {
+		for _, r := range strings.Split(o.rates, ",") {
+			rate, err := strconv.Atoi(strings.TrimSpace(r))
+			if err != nil || rate <= 0 {
+				return fmt.Errorf("-rates %q: %q is not a positive number", o.rates, r)
+			}
+			if err := latency(ctx, o, rate, p, dsn, res); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func writeConfig(path string, o options, dsn, esURL string) error {
