@@ -35,7 +35,7 @@ type Decoder struct{ d decoder }
 
 // Decode decodes data. The batch's strings share data's memory.
 func (x *Decoder) Decode(data []byte) (*Batch, error) {
-	b := &Batch{}
+	b := x.d.batches.next()
 	if !x.d.batch(data, b) {
 		b = &Batch{}
 		if err := b.UnmarshalVT(data); err != nil {
@@ -67,6 +67,10 @@ func (x *Decoder) Reset() {
 	d.stampMsg.reset()
 	d.dateMsg.reset()
 	d.ptrs.reset()
+	d.batches.reset()
+	d.evPtrs.reset()
+	d.names.reset()
+	d.keyPos.reset()
 }
 
 // decoderKeepItems bounds what a slab keeps across Reset: 64 Ki items, a
@@ -91,6 +95,10 @@ type decoder struct {
 	stampMsg slab[Timestamp]
 	dateMsg  slab[Date]
 	ptrs     slab[*Column] // chunks that rows' and keys' column lists are cut from
+	batches  slab[Batch]
+	evPtrs   slab[*Event] // chunks that batches' event lists are cut from
+	names    slab[string] // and their column templates
+	keyPos   slab[uint32] // and their key columns
 }
 
 // slab hands out T's from chunks; a chunk stays alive as long as any of
@@ -195,6 +203,14 @@ func field(b []byte) (num protowire.Number, typ protowire.Type, val []byte, x ui
 }
 
 func (d *decoder) batch(b []byte, out *Batch) bool {
+	// The lists are cut from chunks shared by the batches decoded until
+	// Reset (-1: not started).
+	evStart, nameStart, keyStart := -1, -1, -1
+	defer func() {
+		out.Events = cut(&d.evPtrs, evStart)
+		out.Columns = cut(&d.names, nameStart)
+		out.KeyColumns = cut(&d.keyPos, keyStart)
+	}()
 	for len(b) > 0 {
 		num, typ, val, _, rest, ok := field(b)
 		if !ok || typ != protowire.BytesType {
@@ -210,21 +226,21 @@ func (d *decoder) batch(b []byte, out *Batch) bool {
 					return false
 				}
 			}
-			out.Events = append(out.Events, ev)
+			appendTo(&d.evPtrs, &evStart, ev)
 		case 2:
-			out.Shared = &Event{}
+			out.Shared = d.events.next()
 			if out.Shared.UnmarshalVT(val) != nil {
 				return false
 			}
 		case 3:
-			out.Columns = append(out.Columns, substr(val))
+			appendTo(&d.names, &nameStart, substr(val))
 		case 4: // packed key_columns
 			for len(val) > 0 {
 				p, n := protowire.ConsumeVarint(val)
 				if n < 0 {
 					return false
 				}
-				out.KeyColumns = append(out.KeyColumns, uint32(p))
+				appendTo(&d.keyPos, &keyStart, uint32(p))
 				val = val[n:]
 			}
 		default:
@@ -281,17 +297,33 @@ func (d *decoder) event(b []byte, ev *Event) bool {
 	return true
 }
 
-// appendPtr appends c to the list that starts at *start in d.ptrs' chunk,
-// moving the list to a new chunk when the current one is full.
-func (d *decoder) appendPtr(start *int, c *Column) {
-	p := &d.ptrs
+// appendPtr appends c to the list that starts at *start in d.ptrs' chunk.
+func (d *decoder) appendPtr(start *int, c *Column) { appendTo(&d.ptrs, start, c) }
+
+// appendTo appends v to the list that starts at *start in p's chunk (-1:
+// the list starts with v), moving the list to a new chunk when the current
+// one is full.
+func appendTo[T any](p *slab[T], start *int, v T) {
+	if *start < 0 {
+		*start = len(p.items)
+	}
 	if len(p.items) == cap(p.items) {
 		list := p.items[*start:]
 		p.grow(max(min(1024, 2*cap(p.items)), 8, 2*(len(list)+1)))
 		p.items = append(p.items, list...)
 		*start = 0
 	}
-	p.items = append(p.items, c)
+	p.items = append(p.items, v)
+}
+
+// cut returns the list that starts at start in p's chunk and ends at its
+// end (nil for -1), with no room to append into the chunk.
+func cut[T any](p *slab[T], start int) []T {
+	if start < 0 {
+		return nil
+	}
+	n := len(p.items)
+	return p.items[start:n:n]
 }
 
 func (d *decoder) row(b []byte, r *Row) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -196,11 +197,11 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			}
 		}
 		gapSince = time.Time{}
-		f, err := r.prepare(ctx, batch)
+		f, err := r.prepare(ctx, slices.Clone(batch)) // the flight keeps its own
 		if err != nil {
 			return err
 		}
-		batch = make([]jetstream.Msg, 0, consumeBufferMsgs) // the flight keeps the last one
+		batch = batch[:0]
 		if err := inFlight.admit(ctx, f); err != nil {
 			return err
 		}

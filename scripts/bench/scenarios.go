@@ -182,6 +182,8 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if err != nil {
 		return err
 	}
+	pid := p.cmd.Process.Pid
+	tgCPU, pgCPU, esCPU := cpuSeconds(pid), newPGCPU(), newESCPU()
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
 	var rtts []time.Duration
@@ -205,6 +207,9 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if err := p.waitSink(ctx, before+float64(total), o.waitTimeout); err != nil {
 		return err
 	}
+	tgUsed := cpuSeconds(pid) - tgCPU
+	pgCPU.sample()
+	esCPU.sample()
 	hAfter, err := p.m.histogram(name)
 	if err != nil {
 		return err
@@ -227,6 +232,8 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 		breakdown = append(breakdown, fmt.Sprintf("UPDATE round trip at the load generator (commit included) p50 %.1f ms, p99 %.1f ms, max %.1f ms",
 			ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]), ms(rtts[len(rtts)-1])))
 	}
+	breakdown = append(breakdown, fmt.Sprintf("CPU used: tidegate %.1f s (%.0f µs per update), PostgreSQL %.1f s, Elasticsearch %.1f s; tidegate RSS after the run %.0f MiB",
+		tgUsed, tgUsed/float64(total)*1e6, pgCPU.seconds(), esCPU.seconds(), mib(procStatus(pid, "VmRSS"))))
 	if gcAfter, gcTimeAfter, err := esYoungGC(ctx, o.search); err == nil && gcAfter > gcBefore {
 		breakdown = append(breakdown, fmt.Sprintf("Elasticsearch young GC %d times, %.0f ms on average", gcAfter-gcBefore, ms(gcTimeAfter-gcTimeBefore)/float64(gcAfter-gcBefore)))
 	}
