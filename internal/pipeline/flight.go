@@ -21,15 +21,18 @@ import (
 const maxWritesInFlight = 3
 
 // maxPartialWritesInFlight is how many batches may be in writing when the
-// next one is not full (fewer events than a batch holds). A third write
-// only pays under a backlog: cut from a trickle, it waits for a request
-// slot of the sink's (two by default) holding what it has, while what
-// arrives meanwhile waits for the write after it. Cut when one of two
-// writes ends instead, the batch gathers all of it and is sent at once.
-// At 5,000 single-row transactions/s (bench -latency-only, 9 runs each,
-// interleaved): write p50 4.5–6.2 → 3.2–3.9 ms, end-to-end p50 9.1–13.7 →
-// 8.1–8.8 ms, p99 median 66 → 57 ms (docs/design.md).
-const maxPartialWritesInFlight = 2
+// next one is not full (fewer events than a batch holds): without a
+// backlog, one write at a time, and the next batch gathers everything that
+// arrives meanwhile (group commit). Writes in parallel only pay under a
+// backlog. Cut from a trickle, a second or third write carried the few
+// events that had arrived, took a request slot of its own (each bulk
+// request costs the cluster a translog sync and ~0.6 ms of CPU), or waited
+// for one. At 5,000 single-row transactions/s (bench -latency-only,
+// interleaved runs), against 3: end-to-end p50 9.1–13.7 → 8.0–9.3 ms,
+// Elasticsearch's CPU ~8 → ~6 s per 100k updates; against 2, at 1,000/s:
+// Elasticsearch's CPU 11.2–11.6 → 9.7–9.8 s per 20k updates, p99 14.5–18
+// → 8.4–15.6 ms, p50 +0.4 ms (docs/design.md).
+const maxPartialWritesInFlight = 1
 
 // maxFlightsHeld bounds the batches a runner holds: written ones wait for
 // the acknowledgement of those before them.
