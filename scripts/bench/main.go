@@ -260,14 +260,8 @@ func run(ctx context.Context, o options) (err error) {
 	if err := autocommit(ctx, o, p, dsn, conn, res); err != nil {
 		return err
 	}
-	for _, r := range strings.Split(o.rates, ",") {
-		rate, err := strconv.Atoi(strings.TrimSpace(r))
-		if err != nil || rate <= 0 {
-			return fmt.Errorf("-rates %q: %q is not a positive number", o.rates, r)
-		}
-		if err := latency(ctx, o, rate, p, dsn, res); err != nil {
-			return err
-		}
+	if err := latencies(ctx, o, p, dsn, res); err != nil {
+		return err
 	}
 	if err := startup(ctx, o, &p, conn, cfgPath, logPath, res); err != nil {
 		return err
@@ -304,15 +298,23 @@ func latencyOnly(ctx context.Context, o options, conn *pgx.Conn, dsn, esURL stri
 		return err
 	}
 	defer p.stop()
-	for run := 1; run <= o.latencyOnly; run++ {
-		for _, r := range strings.Split(o.rates, ",") {
-			rate, err := strconv.Atoi(strings.TrimSpace(r))
-			if err != nil || rate <= 0 {
-				return fmt.Errorf("-rates %q: %q is not a positive number", o.rates, r)
-			}
-			if err := latency(ctx, o, rate, p, dsn, res); err != nil {
-				return err
-			}
+	for range o.latencyOnly {
+		if err := latencies(ctx, o, p, dsn, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latencies runs the latency scenario once at each of o.rates.
+func latencies(ctx context.Context, o options, p *process, dsn string, res *results) error {
+	for _, r := range strings.Split(o.rates, ",") {
+		rate, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || rate <= 0 {
+			return fmt.Errorf("-rates %q: %q is not a positive number", o.rates, r)
+		}
+		if err := latency(ctx, o, rate, p, dsn, res); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -273,7 +273,11 @@ no repetitions: treat differences under ~10 % as noise.
   ` + "`histogram_quantile`" + ` does, so their precision is the bucket layout's.
   Each rate starts once Elasticsearch runs no merge (` + "`_stats/merge`" + `, polled), so
   that the segments of the millions of writes before it are not merged
-  during the measure.
+  during the measure. The details give where the time goes (the stages'
+  histograms) and the CPU each process used. One run says little about a
+  tail on a shared machine: ` + "`go run ./scripts/bench -latency-only N`" + `
+  snapshots once and runs only this scenario N times per rate, for
+  comparing binaries (` + "`-bin`" + `) in interleaved runs.
 - **Memory**: peak RSS (` + "`VmHWM`" + ` of ` + "`/proc/<pid>/status`" + `) of the tidegate process
   during the snapshot, then, after resetting the peak (` + "`echo 5 > /proc/<pid>/clear_refs`" + `),
   during the big transaction, and in a run of its own, during the snapshot
