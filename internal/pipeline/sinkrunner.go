@@ -390,7 +390,7 @@ func (r *sinkRunner) write(ctx context.Context, f *flight) error {
 			}
 			continue
 		}
-		applied[tableOp{ev.GetOrigin().GetSchema() + "." + ev.GetOrigin().GetTable(), ev.GetOp()}]++
+		applied[tableOp{ev.GetOrigin().GetSchema(), ev.GetOrigin().GetTable(), ev.GetOp()}]++
 		if ct := ev.GetCommitTimeUs(); ct > 0 && ct != lastCommit {
 			// One observation per transaction: its events share the commit time.
 			lastCommit = ct
@@ -398,7 +398,7 @@ func (r *sinkRunner) write(ctx context.Context, f *flight) error {
 		}
 	}
 	for k, n := range applied {
-		r.metrics.Events.WithLabelValues(r.pipeline, "sink:"+r.name, k.table, event.OpName(k.op)).Add(float64(n))
+		r.metrics.Events.WithLabelValues(r.pipeline, "sink:"+r.name, k.schema+"."+k.table, event.OpName(k.op)).Add(float64(n))
 	}
 	return nil
 }
@@ -413,9 +413,11 @@ func (r *sinkRunner) ack(ctx context.Context, msgs []jetstream.Msg) error {
 	return nil
 }
 
+// tableOp counts applied events (the table name is joined once per batch,
+// not per event).
 type tableOp struct {
-	table string
-	op    event.Op
+	schema, table string
+	op            event.Op
 }
 
 // deadLetter stores one event (nil: the whole undecodable message) in the
@@ -454,24 +456,29 @@ func (r *sinkRunner) deadLetter(ctx context.Context, m jetstream.Msg, ev *event.
 
 // keepAlive tells the bus the batch is still being worked on while a write
 // retries for longer than the ack wait, so it is not redelivered meanwhile.
+// (A timer, not a goroutine: most writes end long before it fires.)
 func (r *sinkRunner) keepAlive(msgs []jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(r.ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, m := range msgs {
-					_ = m.InProgress()
-				}
-			}
+	every := r.ackWait / 3
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+		t.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }

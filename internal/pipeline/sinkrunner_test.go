@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/event"
+	"github.com/tidegate/tidegate/internal/bus"
 	"github.com/tidegate/tidegate/internal/platform/metrics"
 	"github.com/tidegate/tidegate/internal/sink"
 )
@@ -43,12 +44,26 @@ type heldRunner struct {
 }
 
 func startHeldRunner(t *testing.T, batchMax int) *heldRunner {
+	return startHeldRunnerAckWait(t, batchMax, 0)
+}
+
+// startHeldRunnerAckWait is startHeldRunner with the consumer's ack wait
+// (0: the default, the runner's then a minute).
+func startHeldRunnerAckWait(t *testing.T, batchMax int, ackWait time.Duration) *heldRunner {
 	t.Helper()
 	ctx := context.Background()
 	em, cons, _, b := newTestBusEmitter(t)
+	if ackWait > 0 {
+		var err error
+		if cons, err = b.EnsureConsumer(ctx, "p", "s", bus.ConsumerConfig{AckWait: ackWait}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		ackWait = time.Minute
+	}
 	h := &heldRunner{t: t, w: &blockingWriter{started: make(chan int, 16), release: make(chan struct{})}, took: make(chan struct{}, 64)}
 	r := &sinkRunner{
-		pipeline: "p", name: "s", bus: b, cons: cons, batchMax: batchMax, ackWait: time.Minute,
+		pipeline: "p", name: "s", bus: b, cons: cons, batchMax: batchMax, ackWait: ackWait,
 		open: func(context.Context) (sink.Writer, error) { return h.w, nil },
 		log:  slog.New(slog.DiscardHandler), metrics: metrics.New(),
 		testTook: func() { h.took <- struct{}{} },
@@ -167,4 +182,20 @@ func TestSinkRunnerFullBatchTakesLastSlot(t *testing.T) {
 	if size := h.started(); size != batchMax {
 		t.Fatalf("the write after the busy ones holds %d events, want %d", size, batchMax)
 	}
+}
+
+// A write that outlasts the ack wait is kept alive (in-progress
+// acknowledgements), so the bus does not deliver its messages again while
+// it runs.
+func TestSinkRunnerKeepsSlowWriteAlive(t *testing.T) {
+	const ackWait = 500 * time.Millisecond
+	h := startHeldRunnerAckWait(t, 5000, ackWait)
+	h.writeSingles(1)
+	// The scenario is time itself: the write is held for four ack waits.
+	select {
+	case <-h.took:
+		t.Fatal("the message of a write in progress was delivered again")
+	case <-time.After(4 * ackWait):
+	}
+	close(h.w.release)
 }
