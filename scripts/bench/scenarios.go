@@ -217,12 +217,16 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	q, count := quantiles(hBefore, hAfter, 0.5, 0.95, 0.99)
 	achieved := float64(total) / took.Seconds()
 	var breakdown []string
+	var sendDelay float64 // PostgreSQL's, p99
 	for i, n := range parts {
 		after, err := p.m.histogram(n)
 		if err != nil {
 			return err
 		}
 		pq, pc := quantiles(partsBefore[i], after, 0.5, 0.99)
+		if n == "tidegate_source_server_delay_seconds" {
+			sendDelay = pq[1]
+		}
 		breakdown = append(breakdown, fmt.Sprintf("%s p50 %.1f ms, p99 %.1f ms (%.0f observations)", strings.TrimPrefix(n, "tidegate_"), pq[0]*1e3, pq[1]*1e3, pc))
 	}
 	// The database's own commit latency: the end-to-end figure starts at
@@ -249,6 +253,10 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 		res.add(fmt.Sprintf("end-to-end latency %s at %d updates/s", label, rate), "ms", q[i]*1e3, limit, limitVal, note)
 		note = ""
 	}
+	// Part of the p99 that happens before tidegate receives anything: the
+	// walsender's delay from commit to sending (its own timestamps).
+	res.add(fmt.Sprintf("of which PostgreSQL's send delay, p99, at %d updates/s", rate), "ms", sendDelay*1e3, "", 0,
+		"tidegate_source_server_delay_seconds: from the commit time to the send time PostgreSQL writes in each replication message; part of the end-to-end latency that tidegate cannot shorten")
 	return nil
 }
 
