@@ -47,6 +47,7 @@ func (s *Sink) newPlan(events []*event.Event, results []error) *plan {
 		ops:     make([]op, len(events)),
 		next:    make([]int32, len(events)),
 		failed:  make([]bool, len(events)),
+		docs:    make([]doc, 0, len(events)), // mostly one event per document
 	}
 	byKey := make(map[docKey]int32, len(events))
 	var id []byte // document ids are rendered here, then copied once
