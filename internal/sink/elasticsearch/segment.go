@@ -288,10 +288,17 @@ func (s *Sink) ensureIndexes(ctx context.Context, p *plan, pending []int32) ([]i
 const minSplitActions = 256
 
 // requestActions is the most operations per request for n operations: the
-// configured maximum, lowered so that a large batch spreads over
-// cfg.Concurrency requests in flight (each document appears once per batch,
-// so splitting cannot reorder writes to one document).
+// configured maximum, lowered so that a large batch spreads over the
+// request slots free when it is sent (each document appears once per
+// batch, so splitting cannot reorder writes to one document). Slots taken
+// by other writes are not counted: under a backlog the runner keeps
+// several batches in flight, which fill the slots with one request each.
+// Splitting those as well only doubled the requests (a 1M-row snapshot:
+// ~440 requests of ~2,300 documents, against the bulk loader's 200 of
+// 5,000), and each request costs the cluster (Elasticsearch used 8 % more
+// CPU than for the loader's requests).
 func (s *Sink) requestActions(n int) int {
-	per := (n + s.cfg.Concurrency - 1) / max(s.cfg.Concurrency, 1)
+	free := max(s.cfg.Concurrency-len(s.requests), 1)
+	per := (n + free - 1) / free
 	return min(s.cfg.BulkMaxActions, max(per, minSplitActions))
 }

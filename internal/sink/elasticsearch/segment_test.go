@@ -98,3 +98,29 @@ func TestPrepareRejects(t *testing.T) {
 		})
 	}
 }
+
+// A batch is split over the request slots that are free when it is sent:
+// all of them when the sink is idle, none when other writes hold them.
+func TestRequestActionsFollowFreeSlots(t *testing.T) {
+	s := &Sink{cfg: Config{Concurrency: 2, BulkMaxActions: 5000}, requests: make(chan struct{}, 2)}
+	for _, c := range []struct {
+		busy, n, want int
+	}{
+		{0, 4000, 2000}, // idle: both slots
+		{1, 4000, 4000}, // one slot taken by another write
+		{2, 4000, 4000}, // all taken: one request, sent when a slot frees
+		{0, 300, minSplitActions},
+		{0, 20000, 5000}, // the configured maximum
+		{1, 20000, 5000},
+	} {
+		for len(s.requests) > c.busy {
+			<-s.requests
+		}
+		for len(s.requests) < c.busy {
+			s.requests <- struct{}{}
+		}
+		if got := s.requestActions(c.n); got != c.want {
+			t.Errorf("%d of 2 slots busy, %d operations: %d per request, want %d", c.busy, c.n, got, c.want)
+		}
+	}
+}
