@@ -25,13 +25,11 @@ const maxWritesInFlight = 3
 // backlog, one write at a time, and the next batch gathers everything that
 // arrives meanwhile (group commit). Writes in parallel only pay under a
 // backlog. Cut from a trickle, a second or third write carried the few
-// events that had arrived, took a request slot of its own (each bulk
-// request costs the cluster a translog sync and ~0.6 ms of CPU), or waited
-// for one. At 5,000 single-row transactions/s (bench -latency-only,
-// interleaved runs), against 3: end-to-end p50 9.1–13.7 → 8.0–9.3 ms,
-// Elasticsearch's CPU ~8 → ~6 s per 100k updates; against 2, at 1,000/s:
-// Elasticsearch's CPU 11.2–11.6 → 9.7–9.8 s per 20k updates, p99 14.5–18
-// → 8.4–15.6 ms, p50 +0.4 ms (docs/design.md).
+// events that had arrived and took a bulk request of its own (each costs
+// Elasticsearch a translog sync and ~0.6 ms of CPU), or waited for a
+// request slot. Measured against both in interleaved bench runs: lower
+// end-to-end p50 at 5,000 transactions/s, 15–25 % less Elasticsearch CPU
+// at 1,000 and 5,000/s (docs/design.md).
 const maxPartialWritesInFlight = 1
 
 // maxFlightsHeld bounds the batches a runner holds: written ones wait for
@@ -158,9 +156,9 @@ func (f *flight) markWritten() {
 }
 
 // admit waits until f may fly: fewer than maxWritesInFlight batches being
-// written (the runner applies the lower bound for a batch that is not
-// full before cutting it), none of them sharing a document with f, and fewer than
-// maxFlightsHeld held. It returns the error of a batch that failed (the
+// written (the runner applies the lower bound for a batch that is not full
+// before cutting it), none of them sharing a document with f, and fewer
+// than maxFlightsHeld held. It returns the error of a batch that failed (the
 // runner stops then) or ctx's.
 func (fs *flights) admit(ctx context.Context, f *flight) error {
 	// clear are the batches known not to share a document with f: each
