@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,13 +16,18 @@ import (
 )
 
 // blockingWriter reports the size of each write as it starts and holds it
-// until release is closed.
+// until release is closed; peak is the most writes it had at once.
 type blockingWriter struct {
-	started chan int
-	release chan struct{}
+	started      chan int
+	release      chan struct{}
+	active, peak atomic.Int32
 }
 
 func (w *blockingWriter) Write(ctx context.Context, evs []*event.Event) ([]error, error) {
+	n := w.active.Add(1)
+	defer w.active.Add(-1)
+	for p := w.peak.Load(); n > p && !w.peak.CompareAndSwap(p, n); p = w.peak.Load() {
+	}
 	w.started <- len(evs)
 	select {
 	case <-w.release:
@@ -173,14 +179,14 @@ func TestSinkRunnerFullBatchTakesLastSlot(t *testing.T) {
 		h.emit()
 	}
 	h.taken("messages taken while every slot is busy", batchMax)
-	select {
-	case size := <-h.w.started:
-		t.Fatalf("a write of %d events started while %d were being written", size, maxWritesInFlight)
-	default:
-	}
 	close(h.w.release)
 	if size := h.started(); size != batchMax {
 		t.Fatalf("the write after the busy ones holds %d events, want %d", size, batchMax)
+	}
+	// A write started while the others were held would show here (the
+	// next write's start above comes after every write before it began).
+	if peak := h.w.peak.Load(); peak != maxWritesInFlight {
+		t.Fatalf("%d writes at once, want at most %d (and that many reached)", peak, maxWritesInFlight)
 	}
 }
 
@@ -188,14 +194,17 @@ func TestSinkRunnerFullBatchTakesLastSlot(t *testing.T) {
 // acknowledgements), so the bus does not deliver its messages again while
 // it runs.
 func TestSinkRunnerKeepsSlowWriteAlive(t *testing.T) {
-	const ackWait = 500 * time.Millisecond
+	// One second: the keep-alive ticks every 333 ms, so a stalled CI
+	// machine would need a 667 ms pause to let the bus redeliver.
+	const ackWait = time.Second
 	h := startHeldRunnerAckWait(t, 5000, ackWait)
 	h.writeSingles(1)
-	// The scenario is time itself: the write is held for four ack waits.
+	// The scenario is time itself: the write is held for three ack waits
+	// (without the keep-alive the bus delivers again after one).
 	select {
 	case <-h.took:
 		t.Fatal("the message of a write in progress was delivered again")
-	case <-time.After(4 * ackWait):
+	case <-time.After(3 * ackWait):
 	}
 	close(h.w.release)
 }
