@@ -1,5 +1,7 @@
 package event
 
+import "cmp"
+
 // Expand restores what a batch's events left out so that every event
 // stands alone: the shared fields (Batch.shared), the column names of rows
 // encoded by position (Batch.columns) and keys taken from the after row
@@ -9,9 +11,11 @@ package event
 func (b *Batch) Expand() {
 	if sh := b.GetShared(); sh != nil {
 		for _, ev := range b.Events {
-			ev.Origin, ev.Schema = sh.Origin, sh.Schema
-			ev.Version, ev.Position = sh.Version, sh.Position
-			ev.CommitTimeUs, ev.TxId = sh.CommitTimeUs, sh.TxId
+			// An event's own field wins: a batch of several transactions
+			// carries the commit fields of each one after the first.
+			ev.Origin, ev.Schema = cmp.Or(ev.Origin, sh.Origin), cmp.Or(ev.Schema, sh.Schema)
+			ev.Version, ev.Position = cmp.Or(ev.Version, sh.Version), cmp.Or(ev.Position, sh.Position)
+			ev.CommitTimeUs, ev.TxId = cmp.Or(ev.CommitTimeUs, sh.CommitTimeUs), cmp.Or(ev.TxId, sh.TxId)
 		}
 		b.Shared = nil
 	}

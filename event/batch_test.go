@@ -30,3 +30,20 @@ func TestExpandPositional(t *testing.T) {
 		t.Fatalf("malformed key positions: %v", bad)
 	}
 }
+
+// In a batch of several transactions, the events of each one after the
+// first carry their own commit fields: Expand keeps them and fills in the
+// shared ones of the others.
+func TestExpandKeepsOwnCommit(t *testing.T) {
+	origin := &Origin{Schema: "public", Table: "t"}
+	first := &Event{Op: Op_OP_UPDATE}
+	later := &Event{Op: Op_OP_UPDATE, Version: 9, Position: "0/9", CommitTimeUs: 900, TxId: "9"}
+	b := &Batch{Shared: &Event{Origin: origin, Version: 5, Position: "0/5", CommitTimeUs: 500, TxId: "5"}, Events: []*Event{first, later}}
+	b.Expand()
+	if first.Origin != origin || first.Version != 5 || first.Position != "0/5" || first.CommitTimeUs != 500 || first.TxId != "5" {
+		t.Errorf("first transaction's event: %v", first)
+	}
+	if later.Origin != origin || later.Version != 9 || later.Position != "0/9" || later.CommitTimeUs != 900 || later.TxId != "9" {
+		t.Errorf("later transaction's event: %v", later)
+	}
+}

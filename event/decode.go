@@ -268,6 +268,14 @@ func (d *decoder) event(b []byte, ev *Event) bool {
 			ev.Id = substr(val)
 		case num == 2 && typ == protowire.VarintType:
 			ev.Op = Op(int32(x))
+		case num == 4 && typ == protowire.VarintType:
+			ev.Version = x
+		case num == 5 && typ == protowire.BytesType:
+			ev.Position = substr(val)
+		case num == 6 && typ == protowire.VarintType:
+			ev.CommitTimeUs = int64(x)
+		case num == 7 && typ == protowire.BytesType:
+			ev.TxId = substr(val)
 		case num == 8 && typ == protowire.BytesType && !keyDone:
 			c := d.cols.next()
 			if keyStart < 0 {

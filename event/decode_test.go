@@ -100,6 +100,10 @@ func randomBatch(r *rand.Rand) *Batch {
 		if r.IntN(8) == 0 {
 			ev.Origin = &Origin{Table: "other"}
 		}
+		if r.IntN(4) == 0 {
+			// A later transaction's event in a batch of several.
+			ev.Version, ev.Position, ev.CommitTimeUs, ev.TxId = r.Uint64(), "0/2", r.Int64()-r.Int64(), "7"
+		}
 		if r.IntN(16) == 0 {
 			ev.Meta = map[string]string{"k": "v"}
 		}

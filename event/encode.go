@@ -25,8 +25,12 @@ func AppendDelimited(b []byte, ev *Event) []byte { return AppendDelimitedOmittin
 // key_columns), so that the caller's event need not be changed to encode
 // it without them.
 type Omit struct {
-	// Shared: Origin, Schema, Version, Position, CommitTimeUs and TxId.
+	// Shared: Origin, Schema, and unless OwnCommit, Version, Position,
+	// CommitTimeUs and TxId.
 	Shared bool
+	// OwnCommit keeps the commit fields (Version, Position, CommitTimeUs,
+	// TxId) of an event of a batch that holds several transactions.
+	OwnCommit bool
 	// Key: the key columns (the batch's key_columns point into the after row).
 	Key bool
 	// BeforeNames, AfterNames: the column names of the before and after rows.
@@ -54,7 +58,7 @@ func (m *Event) appendFast(b []byte, o Omit) []byte {
 	if m.Op != 0 {
 		b = protowire.AppendVarint(append(b, 0x10), uint64(m.Op))
 	}
-	if !o.Shared {
+	if !o.Shared || o.OwnCommit {
 		if m.Version != 0 {
 			b = protowire.AppendVarint(append(b, 0x20), m.Version)
 		}
@@ -93,7 +97,10 @@ func (m *Event) without(o Omit) *Event {
 	}
 	w := &Event{Id: m.Id, Op: m.Op, Key: m.Key, Before: m.Before, After: m.After, Unchanged: m.Unchanged, Meta: m.Meta, unknownFields: m.unknownFields}
 	if !o.Shared {
-		w.Origin, w.Schema, w.Version, w.Position, w.CommitTimeUs, w.TxId = m.Origin, m.Schema, m.Version, m.Position, m.CommitTimeUs, m.TxId
+		w.Origin, w.Schema = m.Origin, m.Schema
+	}
+	if !o.Shared || o.OwnCommit {
+		w.Version, w.Position, w.CommitTimeUs, w.TxId = m.Version, m.Position, m.CommitTimeUs, m.TxId
 	}
 	if o.Key {
 		w.Key = nil

@@ -1070,7 +1070,10 @@ type Batch struct {
 	// When set, the fields every event of the batch has in common, left out
 	// of the events: origin, version, position, commit_time_us, tx_id and
 	// schema (the events of one table in one transaction or snapshot chunk).
-	// Decoders copy them into every event (Batch.Expand in Go).
+	// Decoders copy each into every event that does not set it (Batch.Expand
+	// in Go): in a batch of several transactions of one table, the events of
+	// each transaction after the first carry their own version, position,
+	// commit_time_us and tx_id.
 	Shared *Event `protobuf:"bytes,2,opt,name=shared,proto3" json:"shared,omitempty"`
 	// When set, the column names of the batch's rows, in order (those of its
 	// first event's after row): an event whose before or after row has

@@ -30,7 +30,11 @@ type PublisherConfig struct {
 	// stored it: the publisher no longer uses the buffer, which the caller
 	// may reuse.
 	Stored func(data []byte)
-	Logger *slog.Logger
+	// OnStored, when set, is called with Stored() each time the bus has
+	// stored a message (from the publisher's goroutine: it must not
+	// block).
+	OnStored func(stored uint64)
+	Logger   *slog.Logger
 }
 
 // Publisher publishes events asynchronously, keeps their order, and reports
@@ -56,7 +60,19 @@ type Publisher struct {
 
 	sinceCheck atomic.Int64
 	closeOnce  sync.Once
+
+	// published and stored count messages: sent to the bus, and stored by
+	// it (in the order they were sent).
+	published, stored atomic.Uint64
 }
+
+// Published is the number of messages published so far.
+func (p *Publisher) Published() uint64 { return p.published.Load() }
+
+// Stored is the number of messages the bus has stored so far: once it
+// reaches a value Published returned, everything published before that
+// call is stored.
+func (p *Publisher) Stored() uint64 { return p.stored.Load() }
 
 // maxPendingMessages bounds unacknowledged messages per publisher; the
 // JetStream client is opened with a higher async limit (see Open).
@@ -160,7 +176,11 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, id string) error
 		p.fail(err)
 		return err
 	}
-	return p.enqueue(ctx, pending{fut: fut, size: size})
+	if err := p.enqueue(ctx, pending{fut: fut, size: size}); err != nil {
+		return err
+	}
+	p.published.Add(1)
+	return nil
 }
 
 // Mark records a position: OnDurable(position) is called once every message
@@ -263,6 +283,9 @@ func (p *Publisher) ackLoop(ctx context.Context) {
 			case <-it.fut.Ok():
 				if p.cfg.Stored != nil {
 					p.cfg.Stored(it.fut.Msg().Data)
+				}
+				if n := p.stored.Add(1); p.cfg.OnStored != nil {
+					p.cfg.OnStored(n)
 				}
 			case err := <-it.fut.Err():
 				p.fail(fmt.Errorf("storing message %q on %s in the bus: %w", it.fut.Msg().Header.Get(jetstream.MsgIDHeader), it.fut.Msg().Subject, err))

@@ -177,6 +177,10 @@ func (fi *fileInfo) show(path, value string) string {
 	return strconv.Quote(value)
 }
 
+// offDurations are the keys of durations that also accept "off"
+// (DurationOff): those whose zero value means their default.
+var offDurations = map[string]bool{"batch_linger": true}
+
 // decode fills v from n. key is the YAML key of the field (for sizes).
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path, key string, depth int) {
 	n, ok := d.resolve(n, path, depth)
@@ -188,6 +192,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path, key string, depth 
 	case t == durationType:
 		s, ok := d.scalarOrNull(n, path, "a duration such as 10s")
 		if !ok || s == "" {
+			return
+		}
+		if offDurations[key] && strings.EqualFold(strings.TrimSpace(s), "off") {
+			v.SetInt(int64(DurationOff))
 			return
 		}
 		dur, err := parseDuration(s)

@@ -118,6 +118,19 @@ func TestSizesAndDurations(t *testing.T) {
 			t.Errorf("formatDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
+	for in, want := range map[string]time.Duration{"": DefaultBatchLinger, "20ms": 20 * time.Millisecond, "off": DurationOff, "OFF": DurationOff} {
+		yaml := base
+		if in != "" {
+			yaml = edited(insert(18, `    batch_linger: `+in))
+		}
+		cfg, err := parse(t, yaml, nil)
+		if err != nil {
+			t.Fatalf("batch_linger %q: %v", in, err)
+		}
+		if got := cfg.Pipelines[0].BatchLinger; got != want {
+			t.Errorf("batch_linger %q = %v, want %v", in, got, want)
+		}
+	}
 	cfg, err := parse(t, edited(set(1, `bus: {max_bytes: 2GiB, max_inflight_bytes: "64 MiB", duplicate_window: 1h30m}`)), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,15 @@ const (
 	DefaultLogFormat        = "text"
 	DefaultSnapshot         = SnapshotInitial
 	DefaultBatchMaxEvents   = 5000
+	DefaultBatchLinger      = 5 * time.Millisecond
+	// MaxBatchLinger stays well under the sink consumer's ack wait (5s):
+	// the messages of a lingering batch are not acknowledged yet.
+	MaxBatchLinger = time.Second
 )
+
+// DurationOff is the value of a duration that accepts "off" (see
+// offDurations) when it is set to "off".
+const DurationOff time.Duration = -1
 
 // Values of Pipeline.OnPositionLost.
 const (
@@ -101,6 +109,9 @@ func (c *Config) SetDefaults() {
 		}
 		if p.BatchMaxEvents == 0 {
 			p.BatchMaxEvents = DefaultBatchMaxEvents
+		}
+		if p.BatchLinger == 0 {
+			p.BatchLinger = DefaultBatchLinger
 		}
 	}
 }

@@ -22,7 +22,7 @@ func TestSetDefaults(t *testing.T) {
 		Bus:       Bus{URL: "embedded", MaxBytes: 1 << 30, DuplicateWindow: time.Minute, MaxInflightBytes: 32 << 20},
 		Admin:     Admin{Listen: "127.0.0.1:7070"},
 		Log:       Log{Level: "info", Format: "text"},
-		Pipelines: []Pipeline{{Name: "Shop-Search.v2", Source: "shop", Sinks: []string{"es", "os"}, Snapshot: "initial", OnPositionLost: "fail", BatchMaxEvents: 5000}},
+		Pipelines: []Pipeline{{Name: "Shop-Search.v2", Source: "shop", Sinks: []string{"es", "os"}, Snapshot: "initial", OnPositionLost: "fail", BatchMaxEvents: 5000, BatchLinger: 5 * time.Millisecond}},
 	}
 	got := *c
 	got.Sources, got.Sinks = nil, nil
@@ -51,9 +51,9 @@ func TestSetDefaults(t *testing.T) {
 }
 
 func TestSetDefaultsKeepsValues(t *testing.T) {
-	c := &Config{DataDir: "/var/lib/tidegate", Bus: Bus{MaxBytes: 5}, Pipelines: []Pipeline{{Snapshot: "never", BatchMaxEvents: 7}}}
+	c := &Config{DataDir: "/var/lib/tidegate", Bus: Bus{MaxBytes: 5}, Pipelines: []Pipeline{{Snapshot: "never", BatchMaxEvents: 7, BatchLinger: DurationOff}}}
 	c.SetDefaults()
-	if c.DataDir != "/var/lib/tidegate" || c.Bus.MaxBytes != 5 || c.Pipelines[0].Snapshot != "never" || c.Pipelines[0].BatchMaxEvents != 7 {
+	if c.DataDir != "/var/lib/tidegate" || c.Bus.MaxBytes != 5 || c.Pipelines[0].Snapshot != "never" || c.Pipelines[0].BatchMaxEvents != 7 || c.Pipelines[0].BatchLinger != DurationOff {
 		t.Errorf("SetDefaults overwrote values: %+v", c)
 	}
 }

@@ -74,12 +74,12 @@ func TestRedactedIsADeepCopy(t *testing.T) {
 
 // The printed configuration is valid input again (secrets aside).
 func TestStringRoundTrip(t *testing.T) {
-	cfg, err := parse(t, edited(insert(13, `      mappings: {properties: {title: {type: text}}}`)), nil)
+	cfg, err := parse(t, edited(insert(13, `      mappings: {properties: {title: {type: text}}}`), insert(18, `    batch_linger: "off"`)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := cfg.String()
-	for _, want := range []string{"max_bytes: 1GiB", "duplicate_window: 1m\n", "dsn: postgres://repl:****@db:5432/shop", "slot: tidegate_shop_search", "type: text"} {
+	for _, want := range []string{"max_bytes: 1GiB", "duplicate_window: 1m\n", "batch_linger: off\n", "dsn: postgres://repl:****@db:5432/shop", "slot: tidegate_shop_search", "type: text"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("String() lacks %q:\n%s", want, out)
 		}

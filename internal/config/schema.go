@@ -167,10 +167,11 @@ func (g *schemaGen) structSchema(t reflect.Type) *omap {
 func (g *schemaGen) typeSchema(t reflect.Type, key string) *omap {
 	switch {
 	case t == durationType:
-		return (&omap{}).set("anyOf", []any{
-			(&omap{}).set("type", "string").set("pattern", durationPattern),
-			interpRef(),
-		})
+		alts := []any{(&omap{}).set("type", "string").set("pattern", durationPattern), interpRef()}
+		if offDurations[key] {
+			alts = append(alts, (&omap{}).set("const", "off"))
+		}
+		return (&omap{}).set("anyOf", alts)
 	case t.Kind() == reflect.Pointer:
 		return g.typeSchema(t.Elem(), key)
 	case t.Kind() == reflect.Struct:

@@ -85,6 +85,9 @@ func parseDuration(s string) (time.Duration, error) {
 
 // formatDuration renders d without zero components: "10m", not "10m0s".
 func formatDuration(d time.Duration) string {
+	if d == DurationOff {
+		return "off"
+	}
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

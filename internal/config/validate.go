@@ -90,7 +90,7 @@ func (v *validator) bus() {
 		v.add("bus.max_bytes", "must be positive, e.g. 1GiB; remove it for the default 1GiB")
 	}
 	if b.DuplicateWindow < 0 {
-		v.add("bus.duplicate_window", "must be positive, e.g. 10m; remove it for the default 10m")
+		v.add("bus.duplicate_window", "must be positive, e.g. 10m; remove it for the default "+formatDuration(DefaultDuplicateWindow))
 	}
 	switch {
 	case b.MaxInflightBytes < 0:
@@ -340,6 +340,13 @@ func (v *validator) pipelines(sources, sinks map[string]int) {
 		v.oneOf(path+".on_position_lost", p.OnPositionLost, PositionLostFail, PositionLostResnapshot)
 		if p.BatchMaxEvents < 0 {
 			v.add(path+".batch_max_events", fmt.Sprintf("must be positive; remove it for the default %d", DefaultBatchMaxEvents))
+		}
+		switch {
+		case p.BatchLinger < 0 && p.BatchLinger != DurationOff:
+			v.add(path+".batch_linger", fmt.Sprintf("must be positive, or \"off\" to write at once; remove it for the default %s", formatDuration(DefaultBatchLinger)))
+		case p.BatchLinger > MaxBatchLinger:
+			v.add(path+".batch_linger", fmt.Sprintf("%s is longer than %s: a lingering batch is not acknowledged yet, and the bus delivers it again after 5s; write e.g. 5ms or 50ms",
+				formatDuration(p.BatchLinger), formatDuration(MaxBatchLinger)))
 		}
 	}
 }

@@ -49,6 +49,10 @@ func TestValidate(t *testing.T) {
 		// pipeline settings
 		{"bad snapshot", edited(set(18, `    snapshot: initil`)), `t.yaml:18:15: pipelines[0].snapshot: "initil": `, []string{"initial, never, always", `did you mean "initial"?`}},
 		{"negative batch", edited(insert(18, `    batch_max_events: -1`)), `t.yaml:19:23: pipelines[0].batch_max_events: `, []string{"must be positive"}},
+		{"negative linger", edited(insert(18, `    batch_linger: -5ms`)), `t.yaml:19:19: pipelines[0].batch_linger: `, []string{"must be positive", `"off"`, "default 5ms"}},
+		{"long linger", edited(insert(18, `    batch_linger: 10s`)), `t.yaml:19:19: pipelines[0].batch_linger: `, []string{"10s is longer than 1s", "delivers it again"}},
+		{"linger without unit", edited(insert(18, `    batch_linger: 5`)), `t.yaml:19:19: pipelines[0].batch_linger: "5": `, []string{"needs a unit"}},
+		{"off for another duration", edited(set(1, `bus: {url: embedded, duplicate_window: "off"}`)), `t.yaml:1:40: bus.duplicate_window: "off": `, []string{"not a duration"}},
 
 		// postgres
 		{"dsn missing", edited(set(7, `      dsn: ""`)), `t.yaml:7:12: sources[0].postgres.dsn: `, []string{"required"}},

@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -33,6 +35,11 @@ const (
 // Flush, so a position is reported durable only after every event emitted
 // before it is stored. Emit, Mark and Flush may be called concurrently
 // (snapshot workers); the events of one table keep their Emit order.
+//
+// Transactions of one table that commit while the bus is storing the
+// message before them share a message too (see hold): each message costs
+// a dozen hand-offs between goroutines in tidegate and the bus, more than
+// a small transaction's events cost to encode.
 type busEmitter struct {
 	pipeline string
 	pub      *bus.Publisher
@@ -41,6 +48,107 @@ type busEmitter struct {
 	mu   sync.Mutex
 	bufs map[tableID]*batchBuf
 	last *batchBuf // the one used last, of bufs
+
+	// held is a batch of committed transactions kept back until the bus has
+	// stored holdUntil messages (0: none held), and marks the positions
+	// marked since; they are passed on once it is published. Only the
+	// emitter of a source run holds (newBusEmitter): its flusher publishes
+	// the batch when the bus is done.
+	held      *batchBuf
+	marks     []any
+	holdUntil atomic.Uint64
+	wake      chan struct{}
+	stop      context.CancelFunc
+	done      chan struct{}
+	log       *slog.Logger
+	err       error // the flusher's, returned by the next call
+}
+
+// maxHeldMarks bounds the positions kept with a held batch (transactions
+// without events of their own add marks, not events).
+const maxHeldMarks = batchMaxEvents
+
+// newBusEmitter returns the emitter of a source run and starts its
+// flusher; Close stops it. Pass its stored method as the publisher's
+// OnStored.
+func newBusEmitter(pipeline string, pub *bus.Publisher, m *metrics.Metrics, log *slog.Logger) *busEmitter {
+	ctx, stop := context.WithCancel(context.Background())
+	e := &busEmitter{pipeline: pipeline, pub: pub, metrics: m, log: log,
+		wake: make(chan struct{}, 1), stop: stop, done: make(chan struct{})}
+	go e.flusher(ctx)
+	return e
+}
+
+// Close stops the flusher; what it holds is dropped (never marked, so
+// the next run reads it again).
+func (e *busEmitter) Close() {
+	if e.stop != nil {
+		e.stop()
+		<-e.done
+	}
+}
+
+// stored is the publisher's OnStored: it wakes the flusher once the bus
+// has stored what was published before the held batch.
+func (e *busEmitter) stored(n uint64) {
+	if t := e.holdUntil.Load(); t != 0 && n >= t {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (e *busEmitter) flusher(ctx context.Context) {
+	defer close(e.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		}
+		e.mu.Lock()
+		if h := e.held; h != nil && e.err == nil {
+			if err := e.publish(ctx, h); err != nil && ctx.Err() == nil {
+				// Not marked, so not lost: the source stops at its next
+				// call and reads these transactions again.
+				e.err = fmt.Errorf("publishing transactions held for the bus: %w", err)
+				e.log.Error("cannot publish to the bus; the source restarts from its last durable position", "pipeline", e.pipeline, "error", err)
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+// hold keeps the transaction just committed (position) back, with the
+// batch it is in, while the bus stores messages published before it: the
+// next transactions of the table join the batch meanwhile, and the flusher
+// publishes it when the bus is done (one round trip to the bus at most).
+// It holds only a streamed batch of one table that is all the emitter
+// buffers, so messages keep the order of transactions.
+func (e *busEmitter) hold(position any) bool {
+	b := e.last
+	if e.wake == nil || b == nil || b.n == 0 || b.id == "" || len(e.marks) >= maxHeldMarks || (e.held != nil && e.held != b) {
+		return false
+	}
+	for _, o := range e.bufs {
+		if o != b && o.n > 0 {
+			return false
+		}
+	}
+	if e.held == nil {
+		target := e.pub.Published()
+		// The target first, then the check: either the check sees the
+		// bus done, or stored sees the target and wakes the flusher.
+		e.holdUntil.Store(target)
+		if e.pub.Stored() >= target {
+			e.holdUntil.Store(0)
+			return false // nothing in flight: publish now
+		}
+		e.held = b
+	}
+	e.marks = append(e.marks, position)
+	return true
 }
 
 type tableID struct{ schema, table string }
@@ -57,6 +165,7 @@ type batchBuf struct {
 	ops     [8]int // events per event.Op, counted when published
 	n       int
 	shared  shared
+	commits []int64 // commit time of each transaction in the batch
 	// columns and keyPos are the batch's row template (Batch.columns and
 	// key_columns); header is the encoded size of the batch before its
 	// events.
@@ -97,7 +206,10 @@ func (e *busEmitter) Lane() postgres.Emitter {
 
 func (e *busEmitter) Emit(ctx context.Context, ev *event.Event) error {
 	e.mu.Lock()
-	err := e.emit(ctx, ev)
+	err := e.err
+	if err == nil {
+		err = e.emit(ctx, ev)
+	}
 	e.mu.Unlock()
 	return err
 }
@@ -126,10 +238,19 @@ func (e *busEmitter) buffer(ev *event.Event) *batchBuf {
 // not open-code it, and the slow path showed in snapshot profiles.)
 func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 	b := e.buffer(ev)
-	sh := sharedOf(ev)
-	if b.n > 0 && !b.shared.equal(sh) {
-		if err := e.publish(ctx, b); err != nil {
+	if h := e.held; h != nil && h != b {
+		// Another table: the held transactions go first.
+		if err := e.publish(ctx, h); err != nil {
 			return err
+		}
+	}
+	sh := sharedOf(ev)
+	own := false // a later transaction's event in a held batch
+	if b.n > 0 && !b.shared.equal(sh) {
+		if own = b == e.held && b.joins(ev, sh); !own {
+			if err := e.publish(ctx, b); err != nil {
+				return err
+			}
 		}
 	}
 	if b.n == 0 {
@@ -137,6 +258,7 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 	}
 	// The event without what the batch carries for it.
 	o := b.omit(ev)
+	o.OwnCommit = own
 	at := len(b.data)
 	b.data = event.AppendDelimitedOmitting(protowire.AppendTag(b.data, 1, protowire.BytesType), ev, o)
 	if b.n > 0 && len(b.data)+16 > batchMaxBytes {
@@ -160,6 +282,9 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 	}
 	if int(ev.GetOp()) < len(b.ops) {
 		b.ops[ev.GetOp()]++
+	}
+	if c := b.commits; c[len(c)-1] != sh.commit {
+		b.commits = append(c, sh.commit) // a later transaction's first event
 	}
 	b.n++
 	if b.n >= batchMaxEvents || len(b.data) >= batchMaxBytes {
@@ -189,6 +314,7 @@ func (b *batchBuf) start(ev *event.Event, sh shared) {
 		b.id = ev.GetId()
 	}
 	b.shared = sh
+	b.commits = append(b.commits[:0], sh.commit)
 	shared := event.Event{Origin: sh.origin, Schema: sh.schema, Version: sh.version, Position: sh.position, CommitTimeUs: sh.commit, TxId: sh.txID}
 	b.data = event.AppendDelimited(protowire.AppendTag(b.data, 2, protowire.BytesType), &shared)
 	b.columns, b.keyPos = b.columns[:0], b.keyPos[:0]
@@ -229,6 +355,17 @@ func (b *batchBuf) start(ev *event.Event, sh shared) {
 		}
 	}
 	b.header = len(b.data)
+}
+
+// joins reports whether ev, a change of a later transaction than the
+// batch's first, may join the batch with its own commit fields: a streamed
+// change of the same table and schema with every commit field set
+// (decoders fill unset ones from the batch's).
+func (b *batchBuf) joins(ev *event.Event, sh shared) bool {
+	return b.id != "" && ev.GetOp() != event.Op_OP_SNAPSHOT &&
+		sh.version != 0 && sh.position != "" && sh.commit != 0 && sh.txID != "" &&
+		(sh.origin == b.shared.origin || proto.Equal(sh.origin, b.shared.origin)) &&
+		(sh.schema == b.shared.schema || proto.Equal(sh.schema, b.shared.schema))
 }
 
 // matches reports whether a row has exactly the batch's template columns.
@@ -314,8 +451,23 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 	if &data[0] != &b.data[0] {
 		recycleBatchBuffer(b.data) // published a copy
 	}
-	if ct := b.shared.commit; ct > 0 {
-		e.metrics.SourcePublish.WithLabelValues(e.pipeline).Observe(time.Since(time.UnixMicro(ct)).Seconds())
+	if b == e.held {
+		e.held = nil
+		e.holdUntil.Store(0)
+		for _, pos := range e.marks {
+			if err := e.pub.Mark(ctx, pos); err != nil {
+				return err
+			}
+		}
+		clear(e.marks)
+		e.marks = e.marks[:0]
+	}
+	e.metrics.BusMessages.WithLabelValues(e.pipeline).Inc()
+	now := time.Now()
+	for _, ct := range b.commits {
+		if ct > 0 {
+			e.metrics.SourcePublish.WithLabelValues(e.pipeline).Observe(now.Sub(time.UnixMicro(ct)).Seconds())
+		}
 	}
 	for op, n := range b.ops {
 		if n > 0 {
@@ -339,6 +491,15 @@ func (e *busEmitter) flushAll(ctx context.Context) error {
 func (e *busEmitter) Mark(ctx context.Context, position any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.err != nil {
+		return e.err
+	}
+	if err := e.pub.Err(); err != nil {
+		return err // also while holding: the source restarts
+	}
+	if e.hold(position) {
+		return nil
+	}
 	if err := e.flushAll(ctx); err != nil {
 		return err
 	}
@@ -347,7 +508,10 @@ func (e *busEmitter) Mark(ctx context.Context, position any) error {
 
 func (e *busEmitter) Flush(ctx context.Context) error {
 	e.mu.Lock()
-	err := e.flushAll(ctx)
+	err := e.err
+	if err == nil {
+		err = e.flushAll(ctx)
+	}
 	e.mu.Unlock()
 	if err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,13 +147,15 @@ func newTestBusEmitter(t *testing.T) (*busEmitter, jetstream.Consumer, func() []
 	}
 	var durable []any
 	var mu sync.Mutex
+	var em *busEmitter
 	pub := b.NewPublisher(bus.PublisherConfig{Pipeline: "p", MaxStreamBytes: 256 << 20, OnDurable: func(pos any) {
 		mu.Lock()
 		durable = append(durable, pos)
 		mu.Unlock()
-	}})
+	}, OnStored: func(n uint64) { em.stored(n) }})
 	t.Cleanup(pub.Close)
-	em := &busEmitter{pipeline: "p", pub: pub, metrics: metrics.New()}
+	em = newBusEmitter("p", pub, metrics.New(), slog.New(slog.DiscardHandler))
+	t.Cleanup(em.Close)
 	return em, cons, func() []any {
 		mu.Lock()
 		defer mu.Unlock()
@@ -371,5 +375,91 @@ func TestEmitterEventTooLarge(t *testing.T) {
 	}
 	if !slices.Equal(ids, []string{"a", "b"}) {
 		t.Fatalf("bus holds events %v, want [a b]", ids)
+	}
+}
+
+// Transactions of a table that commit while the bus stores the message
+// before them travel together. Every event keeps its own commit fields,
+// the stream holds the events in commit order (across tables too: another
+// table's transaction sends what is held first), every position becomes
+// durable in order, and the last transactions are published without a
+// further call (by the flusher).
+func TestEmitterJoinsTransactions(t *testing.T) {
+	ctx := context.Background()
+	em, cons, durablePositions := newTestEmitter(t)
+	const txs = 3000
+	r := rand.New(rand.NewPCG(1, 2))
+	var want []*event.Event
+	for tx := 1; tx <= txs; tx++ {
+		table := "a"
+		if r.IntN(8) == 0 {
+			table = "b"
+		}
+		for i := range 1 + r.IntN(3) {
+			ev := &event.Event{
+				Id: fmt.Sprintf("%d-%d", tx, i), Op: event.Op_OP_UPDATE, Version: uint64(tx),
+				Position: fmt.Sprint(tx), TxId: fmt.Sprint(1000 + tx), CommitTimeUs: int64(5000 + tx),
+				Origin: &event.Origin{Schema: "public", Table: table},
+				Key:    []*event.Column{{Name: "id", Value: event.Int(int64(i))}},
+				After:  &event.Row{Columns: []*event.Column{{Name: "id", Value: event.Int(int64(i))}, {Name: "v", Value: event.Int(int64(tx))}}},
+			}
+			if err := em.Emit(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, ev)
+		}
+		if err := em.Mark(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var got []*event.Event
+	msgs, joined := 0, 0
+	for len(got) < len(want) {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			msgs++
+			var bt event.Batch
+			if err := proto.Unmarshal(m.Data(), &bt); err != nil {
+				t.Fatalf("message %d: %v", msgs, err)
+			}
+			bt.Expand()
+			if bt.Events[0].GetTxId() != bt.Events[len(bt.Events)-1].GetTxId() {
+				joined++
+			}
+			got = append(got, bt.Events...)
+		}
+		if n == 0 {
+			t.Fatalf("%d of %d events in the stream after 10 s without a message (a held batch not published?)", len(got), len(want))
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events in the stream, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !proto.Equal(got[i], want[i]) {
+			t.Fatalf("event %d of the stream is %v, want %v", i, got[i], want[i])
+		}
+	}
+	if joined == 0 || msgs >= txs {
+		t.Fatalf("%d messages for %d transactions, %d holding several: none joined", msgs, txs, joined)
+	}
+	t.Logf("%d transactions in %d messages, %d of them holding several", txs, msgs, joined)
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	durable := durablePositions()
+	if len(durable) != txs {
+		t.Fatalf("%d positions durable, want %d", len(durable), txs)
+	}
+	for i, pos := range durable {
+		if pos != i+1 {
+			t.Fatalf("durable position %d is %v, want %d (in order)", i, pos, i+1)
+		}
 	}
 }

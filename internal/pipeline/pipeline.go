@@ -46,6 +46,7 @@ type Settings struct {
 	DuplicateWindow  time.Duration
 	MaxInflightBytes int64
 	BatchMaxEvents   int
+	BatchLinger      time.Duration
 	AckWait          time.Duration
 	// RestartMin/Max bound the backoff between source restarts.
 	RestartMin, RestartMax time.Duration
@@ -77,7 +78,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		r := &sinkRunner{
 			pipeline: p.set.Name, name: s.Name, open: s.Open, bus: p.bus, cons: cons,
-			batchMax: p.set.BatchMaxEvents, ackWait: p.set.AckWait, log: p.log, metrics: p.metrics,
+			batchMax: p.set.BatchMaxEvents, linger: p.set.BatchLinger, ackWait: p.set.AckWait, log: p.log, metrics: p.metrics,
 		}
 		g.Go(func() error { return r.run(gctx) })
 	}
@@ -120,16 +121,20 @@ func (p *Pipeline) runSource(ctx context.Context) error {
 
 func (p *Pipeline) runSourceOnce(ctx context.Context) error {
 	var src Source
+	var em *busEmitter
 	pub := p.bus.NewPublisher(bus.PublisherConfig{
 		Pipeline:         p.set.Name,
 		MaxInflightBytes: p.set.MaxInflightBytes,
 		MaxStreamBytes:   p.set.MaxStreamBytes,
 		OnDurable:        func(pos any) { src.Durable(pos) },
 		Stored:           recycleBatchBuffer,
+		OnStored:         func(n uint64) { em.stored(n) },
 		Logger:           p.log,
 	})
 	defer pub.Close()
-	src, err := p.newSource(&busEmitter{pipeline: p.set.Name, pub: pub, metrics: p.metrics})
+	em = newBusEmitter(p.set.Name, pub, p.metrics, p.log)
+	defer em.Close()
+	src, err := p.newSource(em)
 	if err != nil {
 		return &Fatal{Err: err}
 	}

@@ -29,9 +29,12 @@ type sinkRunner struct {
 	bus      *bus.Bus
 	cons     jetstream.Consumer
 	batchMax int
-	ackWait  time.Duration
-	log      *slog.Logger
-	metrics  *metrics.Metrics
+	// linger is how long a batch that is not full may wait for more
+	// events when no write is in progress (0: it is written at once).
+	linger  time.Duration
+	ackWait time.Duration
+	log     *slog.Logger
+	metrics *metrics.Metrics
 
 	// dead counts dead letters since the last log line (logs are rate limited).
 	dead        int
@@ -64,8 +67,14 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	// large snapshot batches).
 	msgs := make(chan jetstream.Msg, consumeBufferMsgs)
 	budget := semaphore.NewWeighted(handoffBytes)
+	// heldSince is when the runner took the first message of the batch
+	// being gathered (zero: it holds none taken since the last cut).
+	var heldSince time.Time
 	take := func(m jetstream.Msg) jetstream.Msg {
 		budget.Release(msgCost(m))
+		if heldSince.IsZero() && r.linger > 0 {
+			heldSince = time.Now()
+		}
 		if r.testTook != nil {
 			r.testTook()
 		}
@@ -133,6 +142,9 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	gapSince := time.Time{}
 	gapCheck := time.NewTicker(r.ackWait)
 	defer gapCheck.Stop()
+	lingerEnd := time.NewTimer(time.Hour)
+	lingerEnd.Stop()
+	defer lingerEnd.Stop()
 	for {
 		if err := inFlight.reap(); err != nil {
 			return err
@@ -141,7 +153,8 @@ func (r *sinkRunner) run(ctx context.Context) error {
 		// the write slots are busy joins it (group commit), instead of
 		// waiting behind a batch cut early. Meanwhile the runner takes up
 		// to one batch's worth of messages (a backlog stays in the bus).
-		if batchFull := ord.holdsBatch(r.batchMax); inFlight.full(batchFull) {
+		batchFull := ord.holdsBatch(r.batchMax)
+		if inFlight.full(batchFull) {
 			in := msgs
 			if batchFull {
 				in = nil
@@ -158,7 +171,16 @@ func (r *sinkRunner) run(ctx context.Context) error {
 			}
 			continue
 		}
-		batch = ord.ready(batch[:0], r.batchMax)
+		// Nothing is being written and the batch is not full: it may wait
+		// up to the linger for more (fewer, larger writes). Otherwise the
+		// batch is cut, or the runner waits for messages.
+		var lingerC <-chan time.Time
+		if wait := r.linger - time.Since(heldSince); !batchFull && !heldSince.IsZero() && wait > 0 {
+			lingerEnd.Reset(wait)
+			lingerC = lingerEnd.C
+		} else if batch = ord.ready(batch[:0], r.batchMax); len(batch) == 0 {
+			heldSince = time.Time{} // none ready: the linger starts with the next
+		}
 		if len(batch) == 0 {
 			select {
 			case <-ctx.Done():
@@ -167,36 +189,31 @@ func (r *sinkRunner) run(ctx context.Context) error {
 				return err
 			case m := <-msgs:
 				ord.add(take(m))
-			case <-inFlight.front():
-				if err := inFlight.reap(); err != nil {
-					return err
+			drain:
+				for {
+					select {
+					case m := <-msgs:
+						ord.add(take(m))
+					default:
+						break drain
+					}
 				}
-				continue
+			case <-inFlight.front():
+			case <-lingerC:
 			case <-gapCheck.C:
-				if ord.waiting() {
+				// Held messages are behind a gap unless the batch lingers.
+				if lingerC == nil && ord.waiting() {
 					if gapSince.IsZero() {
 						gapSince = time.Now()
 					} else if err := r.checkGap(ctx, ord, time.Since(gapSince)); err != nil {
 						return err
 					}
 				}
-				continue
 			}
-		drain:
-			for {
-				select {
-				case m := <-msgs:
-					ord.add(take(m))
-				default:
-					break drain
-				}
-			}
-			batch = ord.ready(batch, r.batchMax)
-			if len(batch) == 0 {
-				continue
-			}
+			lingerEnd.Stop()
+			continue // cut (or linger) at the top
 		}
-		gapSince = time.Time{}
+		gapSince, heldSince = time.Time{}, time.Time{}
 		f, err := r.prepare(ctx, slices.Clone(batch)) // the flight keeps its own
 		if err != nil {
 			return err

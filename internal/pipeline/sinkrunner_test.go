@@ -50,13 +50,19 @@ type heldRunner struct {
 }
 
 func startHeldRunner(t *testing.T, batchMax int) *heldRunner {
-	return startHeldRunnerAckWait(t, batchMax, 0)
+	return startHeldRunnerWith(t, heldRunnerOptions{batchMax: batchMax})
 }
 
-// startHeldRunnerAckWait is startHeldRunner with the consumer's ack wait
-// (0: the default, the runner's then a minute).
-func startHeldRunnerAckWait(t *testing.T, batchMax int, ackWait time.Duration) *heldRunner {
+type heldRunnerOptions struct {
+	batchMax int
+	ackWait  time.Duration // the consumer's (0: the default, the runner's then a minute)
+	linger   time.Duration
+}
+
+// startHeldRunnerWith is startHeldRunner with more options.
+func startHeldRunnerWith(t *testing.T, o heldRunnerOptions) *heldRunner {
 	t.Helper()
+	batchMax, ackWait := o.batchMax, o.ackWait
 	ctx := context.Background()
 	em, cons, _, b := newTestBusEmitter(t)
 	if ackWait > 0 {
@@ -69,7 +75,7 @@ func startHeldRunnerAckWait(t *testing.T, batchMax int, ackWait time.Duration) *
 	}
 	h := &heldRunner{t: t, w: &blockingWriter{started: make(chan int, 16), release: make(chan struct{})}, took: make(chan struct{}, 64)}
 	r := &sinkRunner{
-		pipeline: "p", name: "s", bus: b, cons: cons, batchMax: batchMax, ackWait: ackWait,
+		pipeline: "p", name: "s", bus: b, cons: cons, batchMax: batchMax, ackWait: ackWait, linger: o.linger,
 		open: func(context.Context) (sink.Writer, error) { return h.w, nil },
 		log:  slog.New(slog.DiscardHandler), metrics: metrics.New(),
 		testTook: func() { h.took <- struct{}{} },
@@ -197,7 +203,7 @@ func TestSinkRunnerKeepsSlowWriteAlive(t *testing.T) {
 	// One second: the keep-alive ticks every 333 ms, so a stalled CI
 	// machine would need a 667 ms pause to let the bus redeliver.
 	const ackWait = time.Second
-	h := startHeldRunnerAckWait(t, 5000, ackWait)
+	h := startHeldRunnerWith(t, heldRunnerOptions{batchMax: 5000, ackWait: ackWait})
 	h.writeSingles(1)
 	// The scenario is time itself: the write is held for three ack waits
 	// (without the keep-alive the bus delivers again after one).
@@ -207,4 +213,27 @@ func TestSinkRunnerKeepsSlowWriteAlive(t *testing.T) {
 	case <-time.After(3 * ackWait):
 	}
 	close(h.w.release)
+}
+
+// With a linger, a batch that is not full waits for more events when no
+// write is in progress: here the linger outlasts the test, so the first
+// write starts only once the batch is full, holding every event.
+func TestSinkRunnerLingerGathersBatch(t *testing.T) {
+	const batchMax = 8
+	h := startHeldRunnerWith(t, heldRunnerOptions{batchMax: batchMax, linger: time.Hour})
+	for range batchMax {
+		h.emit()
+	}
+	h.taken("messages taken", batchMax)
+	close(h.w.release)
+	if size := h.started(); size != batchMax {
+		t.Fatalf("the first write holds %d events, want the full batch of %d (without the linger it is cut at the first)", size, batchMax)
+	}
+}
+
+// A lingering batch is written once the linger is over, full or not.
+func TestSinkRunnerLingerEnds(t *testing.T) {
+	h := startHeldRunnerWith(t, heldRunnerOptions{batchMax: 5000, linger: 20 * time.Millisecond})
+	close(h.w.release)
+	h.writeSingles(3)
 }

@@ -178,6 +178,7 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if err != nil {
 		return err
 	}
+	msgsBefore, _ := p.m.get("tidegate_bus_messages_total") // absent before the first
 	gcBefore, gcTimeBefore, err := esYoungGC(ctx, o.search)
 	if err != nil {
 		return err
@@ -235,6 +236,9 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	if len(rtts) > 0 {
 		breakdown = append(breakdown, fmt.Sprintf("UPDATE round trip at the load generator (commit included) p50 %.1f ms, p99 %.1f ms, max %.1f ms",
 			ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]), ms(rtts[len(rtts)-1])))
+	}
+	if msgs, err := p.m.get("tidegate_bus_messages_total"); err == nil && msgs > msgsBefore {
+		breakdown = append(breakdown, fmt.Sprintf("bus messages published %.0f (%.2f updates per message)", msgs-msgsBefore, float64(total)/(msgs-msgsBefore)))
 	}
 	breakdown = append(breakdown, fmt.Sprintf("CPU used: tidegate %.1f s (%.0f µs per update), PostgreSQL %.1f s, Elasticsearch %.1f s; tidegate RSS after the run %.0f MiB",
 		tgUsed, tgUsed/float64(total)*1e6, pgCPU.seconds(), esCPU.seconds(), mib(procStatus(pid, "VmRSS"))))

@@ -29,6 +29,8 @@ type Metrics struct {
 	// SinkDequeue observes the delay from source commit to a sink starting
 	// to write the batch holding it (bus and queueing included).
 	SinkDequeue *prometheus.HistogramVec
+	// BusMessages counts the messages a source published to the bus.
+	BusMessages *prometheus.CounterVec
 	// BusPending is the number of messages a sink has yet to acknowledge.
 	BusPending *prometheus.GaugeVec
 	// DLQDepth is the number of events held in a sink's dead-letter queue.
@@ -75,6 +77,9 @@ func New() *Metrics {
 		SinkDequeue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tidegate_sink_dequeue_latency_seconds", Help: "Delay from source commit to the sink starting to write the batch holding the change.", Buckets: latency,
 		}, []string{"pipeline", "sink"}),
+		BusMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tidegate_bus_messages_total", Help: "Messages the source published to the bus (each a batch of events: divide tidegate_events_total{stage=\"source\"} by it for events per message).",
+		}, []string{"pipeline"}),
 		BusPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tidegate_bus_pending_messages", Help: "Messages a sink has not yet acknowledged.",
 		}, []string{"pipeline", "sink"}),
@@ -100,7 +105,7 @@ func New() *Metrics {
 			Name: "tidegate_source_position_lost_total", Help: "Starts that found the replication slot gone or invalidated (see on_position_lost).",
 		}, []string{"pipeline"}),
 	}
-	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.SourcePublish, m.SourceServer, m.SinkDequeue, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress,
+	r.MustRegister(m.Events, m.SinkWrite, m.EndToEnd, m.SourcePublish, m.SourceServer, m.SinkDequeue, m.BusMessages, m.BusPending, m.DLQDepth, m.SlotLag, m.ConfirmedLSN, m.SnapshotRows, m.SnapshotProgress,
 		m.SlotLagExceeded, m.PositionLost)
 	return m
 }
