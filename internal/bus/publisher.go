@@ -69,9 +69,11 @@ type Publisher struct {
 // Published is the number of messages published so far.
 func (p *Publisher) Published() uint64 { return p.published.Load() }
 
-// Stored is the number of messages the bus has stored so far: once it
-// reaches a value Published returned, everything published before that
-// call is stored.
+// Stored is the number of messages the bus has stored so far, in the
+// order they were sent. Once it reaches a value Published returned, that
+// many messages are stored: with one publishing goroutine, everything it
+// published before that call (with several, the count may include one of
+// theirs still in flight instead).
 func (p *Publisher) Stored() uint64 { return p.stored.Load() }
 
 // maxPendingMessages bounds unacknowledged messages per publisher; the

@@ -51,7 +51,7 @@ func fieldDoc(key string) string {
 	case "config.Pipeline":
 		return "Pipeline wires one source to one or more sinks."
 	case "config.Pipeline.BatchLinger":
-		return "`batch_linger`: how long a sink waits for more events before writing a batch that is not full, when none of its writes is in progress (as Kafka's linger.ms). Fewer, larger bulk requests: at 1,000 single-row transactions/s, 5ms halved Elasticsearch's CPU. Adds up to that much latency; under load writes are back to back and it does not apply. Default 5ms; \"off\" writes at once; at most 1s."
+		return "`batch_linger`: how long a sink waits for more events before writing a batch that is not full, when none of its writes is in progress (as Kafka's linger.ms). Fewer, larger bulk requests: at 1,000 single-row transactions/s, 5ms cut Elasticsearch's CPU by 35-50 %. Adds up to that much latency; under load writes are back to back and it does not apply. Default 5ms; \"off\" writes at once; at most 1s."
 	case "config.Pipeline.BatchMaxEvents":
 		return "Sink consumer batch: at most `batch_max_events` events per write. Default 5000."
 	case "config.Pipeline.Name":
