@@ -48,6 +48,10 @@ type busEmitter struct {
 	mu   sync.Mutex
 	bufs map[tableID]*batchBuf
 	last *batchBuf // the one used last, of bufs
+	// order holds the buffers that have events, in the order of their
+	// first one: a commit publishes them in that order, so the tables of a
+	// transaction reach the bus in the order it first changed them.
+	order []*batchBuf
 
 	// held is a batch of committed transactions kept back until the bus has
 	// stored holdUntil messages (0: none held), and marks the positions
@@ -127,14 +131,12 @@ func (e *busEmitter) flusher(ctx context.Context) {
 // It holds only a streamed batch of one table that is all the emitter
 // buffers, so messages keep the order of transactions.
 func (e *busEmitter) hold(position any) bool {
-	b := e.last
-	if e.wake == nil || b == nil || b.n == 0 || b.id == "" || len(e.marks) >= maxHeldMarks || (e.held != nil && e.held != b) {
+	if e.wake == nil || len(e.order) != 1 || len(e.marks) >= maxHeldMarks {
 		return false
 	}
-	for _, o := range e.bufs {
-		if o != b && o.n > 0 {
-			return false
-		}
+	b := e.order[0]
+	if b.id == "" || (e.held != nil && e.held != b) {
+		return false
 	}
 	if e.held == nil {
 		target := e.pub.Published()
@@ -287,6 +289,9 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 		b.commits = append(c, sh.commit) // a later transaction's first event
 	}
 	b.n++
+	if b.n == 1 {
+		e.order = append(e.order, b)
+	}
 	if b.n >= batchMaxEvents || len(b.data) >= batchMaxBytes {
 		return e.publish(ctx, b)
 	}
@@ -451,6 +456,9 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 	if &data[0] != &b.data[0] {
 		recycleBatchBuffer(b.data) // published a copy
 	}
+	if i := slices.Index(e.order, b); i >= 0 {
+		e.order = slices.Delete(e.order, i, i+1)
+	}
 	if b == e.held {
 		e.held = nil
 		e.holdUntil.Store(0)
@@ -478,10 +486,11 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 	return nil
 }
 
-// flushAll publishes every buffered batch; called with e.mu held.
+// flushAll publishes every buffered batch, in the order of their first
+// events; called with e.mu held.
 func (e *busEmitter) flushAll(ctx context.Context) error {
-	for _, b := range e.bufs {
-		if err := e.publish(ctx, b); err != nil {
+	for len(e.order) > 0 {
+		if err := e.publish(ctx, e.order[0]); err != nil {
 			return err
 		}
 	}

@@ -463,3 +463,47 @@ func TestEmitterJoinsTransactions(t *testing.T) {
 		}
 	}
 }
+
+// A transaction's tables reach the bus in the order the transaction
+// first changed them (a sink with foreign keys applies parents first).
+func TestEmitterPublishesTablesInFirstUseOrder(t *testing.T) {
+	ctx := context.Background()
+	em, cons, _ := newTestEmitter(t)
+	tables := []string{"e", "b", "d", "a", "c"}
+	const txs = 10
+	for tx := 1; tx <= txs; tx++ {
+		// Each transaction starts with another table, and comes back to
+		// the first one last.
+		order := append(slices.Clone(tables[tx%len(tables):]), tables[:tx%len(tables)]...)
+		for i, table := range append(order, order[0]) {
+			ev := &event.Event{Id: fmt.Sprintf("%d-%d", tx, i), Op: event.Op_OP_INSERT, Version: uint64(tx), Position: fmt.Sprint(tx),
+				TxId: fmt.Sprint(tx), CommitTimeUs: int64(tx), Origin: &event.Origin{Schema: "public", Table: table},
+				Key: []*event.Column{{Name: "id", Value: event.Int(int64(i))}}}
+			if err := em.Emit(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := em.Mark(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		if err := em.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		batch, err := cons.Fetch(len(tables), jetstream.FetchMaxWait(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for m := range batch.Messages() {
+			var bt event.Batch
+			if err := proto.Unmarshal(m.Data(), &bt); err != nil {
+				t.Fatal(err)
+			}
+			bt.Expand()
+			got = append(got, bt.Events[0].GetOrigin().GetTable())
+		}
+		if !slices.Equal(got, order) {
+			t.Fatalf("transaction %d: tables published in order %v, want %v (first use)", tx, got, order)
+		}
+	}
+}
