@@ -303,18 +303,8 @@ func TestEmitterLanes(t *testing.T) {
 	}
 	seen := map[int64]bool{}
 	for len(seen) < lanes*perLane {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var bt event.Batch
-			if err := bt.UnmarshalVT(m.Data()); err != nil {
-				t.Fatal(err)
-			}
-			bt.Expand()
+		batches := fetchBatches(t, cons, 100, 2*time.Second)
+		for _, bt := range batches {
 			for _, ev := range bt.Events {
 				id := ev.GetKey()[0].GetValue().GetInt()
 				if seen[id] {
@@ -323,10 +313,30 @@ func TestEmitterLanes(t *testing.T) {
 				seen[id] = true
 			}
 		}
-		if n == 0 {
+		if len(batches) == 0 {
 			t.Fatalf("%d of %d rows arrived", len(seen), lanes*perLane)
 		}
 	}
+}
+
+// fetchBatches fetches up to n messages from cons, waiting at most wait,
+// and returns them decoded and expanded.
+func fetchBatches(t *testing.T, cons jetstream.Consumer, n int, wait time.Duration) []*event.Batch {
+	t.Helper()
+	fetched, err := cons.Fetch(n, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*event.Batch
+	for m := range fetched.Messages() {
+		bt := &event.Batch{}
+		if err := bt.UnmarshalVT(m.Data()); err != nil {
+			t.Fatalf("message %d: %v", len(out)+1, err)
+		}
+		bt.Expand()
+		out = append(out, bt)
+	}
+	return out
 }
 
 // An event too large for a bus message is refused with an error naming
@@ -416,25 +426,15 @@ func TestEmitterJoinsTransactions(t *testing.T) {
 	var got []*event.Event
 	msgs, joined := 0, 0
 	for len(got) < len(want) {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
+		batches := fetchBatches(t, cons, 500, 10*time.Second)
+		for _, bt := range batches {
 			msgs++
-			var bt event.Batch
-			if err := proto.Unmarshal(m.Data(), &bt); err != nil {
-				t.Fatalf("message %d: %v", msgs, err)
-			}
-			bt.Expand()
 			if bt.Events[0].GetTxId() != bt.Events[len(bt.Events)-1].GetTxId() {
 				joined++
 			}
 			got = append(got, bt.Events...)
 		}
-		if n == 0 {
+		if len(batches) == 0 {
 			t.Fatalf("%d of %d events in the stream after 10 s without a message (a held batch not published?)", len(got), len(want))
 		}
 	}
@@ -489,17 +489,8 @@ func TestEmitterPublishesTablesInFirstUseOrder(t *testing.T) {
 		if err := em.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		batch, err := cons.Fetch(len(tables), jetstream.FetchMaxWait(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
 		var got []string
-		for m := range batch.Messages() {
-			var bt event.Batch
-			if err := proto.Unmarshal(m.Data(), &bt); err != nil {
-				t.Fatal(err)
-			}
-			bt.Expand()
+		for _, bt := range fetchBatches(t, cons, len(tables), 10*time.Second) {
 			got = append(got, bt.Events[0].GetOrigin().GetTable())
 		}
 		if !slices.Equal(got, order) {
