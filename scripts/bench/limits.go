@@ -89,36 +89,38 @@ func bulkLimit(ctx context.Context, esURL string, bodies [][]byte) (time.Duratio
 	g.SetLimit(bulkConcurrency)
 	start := time.Now()
 	for _, body := range bodies {
-		g.Go(func() error {
-			req, err := http.NewRequestWithContext(gctx, http.MethodPost, esURL+"/_bulk", bytes.NewReader(body))
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Content-Type", "application/x-ndjson")
-			resp, err := client.Do(req)
-			if err != nil {
-				return fmt.Errorf("sending bulk request: %w", err)
-			}
-			defer resp.Body.Close()
-			var r struct {
-				Errors bool              `json:"errors"`
-				Items  []json.RawMessage `json:"items"`
-			}
-			data, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("bulk request: HTTP %d: %.300s", resp.StatusCode, data)
-			}
-			if err := json.Unmarshal(data, &r); err != nil {
-				return fmt.Errorf("decoding bulk response: %w", err)
-			}
-			if r.Errors {
-				return fmt.Errorf("bulk request had item errors: %.500s", data)
-			}
-			return nil
-		})
+		g.Go(func() error { return postBulk(gctx, client, esURL, body) })
 	}
 	err := g.Wait()
 	return time.Since(start), err
+}
+
+// postBulk POSTs one NDJSON body to /_bulk and fails on any item error.
+func postBulk(ctx context.Context, client *http.Client, esURL string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, esURL+"/_bulk", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("sending bulk request: %w", err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bulk request: HTTP %d: %.300s", resp.StatusCode, data)
+	}
+	var r struct {
+		Errors bool `json:"errors"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("decoding bulk response: %w", err)
+	}
+	if r.Errors {
+		return fmt.Errorf("bulk request had item errors: %.500s", data)
+	}
+	return nil
 }
 
 // createIndex creates an index with the settings the bench gives tidegate.

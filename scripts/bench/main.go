@@ -1,8 +1,9 @@
 // Command bench is what `make bench` runs: it loads the shop database,
 // measures tidegate (snapshot, streaming, latency, memory, start-up) and,
 // in the same run, the limit each figure should be compared with (COPY,
-// a minimal bulk loader, pg_recvlogical). It prints a table, writes
-// bench-results/bench.json and regenerates docs/performance.md.
+// a minimal bulk loader, pg_recvlogical, a minimal change relay). It
+// prints a table, writes bench-results/bench.json and regenerates
+// docs/performance.md.
 package main
 
 import (
@@ -35,6 +36,7 @@ type options struct {
 	doc         string
 	waitTimeout time.Duration
 	busOnly     bool
+	latencyRuns int             // latency runs per rate; the document reports their medians
 	latencyOnly int             // >0: only the latency scenario, this many times per rate
 	search      *testkit.Search // the cluster at the environment's URL
 }
@@ -43,8 +45,9 @@ func main() {
 	var o options
 	flag.IntVar(&o.rows, "rows", 1_000_000, "rows to load in total (shop schema)")
 	flag.IntVar(&o.autocommit, "autocommit", 20_000, "single-row autocommit updates in the autocommit scenario")
-	flag.StringVar(&o.rates, "rates", "1000,5000", "updates per second in the latency scenario, one run per rate (comma-separated)")
+	flag.StringVar(&o.rates, "rates", "1000,5000", "updates per second in the latency scenario (comma-separated)")
 	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "duration of the latency scenario")
+	flag.IntVar(&o.latencyRuns, "latency-runs", 3, "latency runs per rate, each beside a relay run; the document reports their medians (a tail on a shared machine moves a lot from run to run)")
 	flag.StringVar(&o.bin, "bin", "bin/tidegate", "tidegate binary")
 	flag.StringVar(&o.dir, "dir", ".services/bench", "working directory for config, data and log")
 	flag.StringVar(&o.adminAddr, "admin", "127.0.0.1:7089", "admin address given to tidegate")
@@ -260,7 +263,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := autocommit(ctx, o, p, dsn, conn, res); err != nil {
 		return err
 	}
-	if err := latencies(ctx, o, p, dsn, res); err != nil {
+	if err := latencies(ctx, o, p, conn, dsn, res); err != nil {
 		return err
 	}
 	if err := startup(ctx, o, &p, conn, cfgPath, logPath, res); err != nil {
@@ -279,8 +282,8 @@ func run(ctx context.Context, o options) (err error) {
 }
 
 // latencyOnly snapshots once, then runs the latency scenario
-// o.latencyOnly times per rate, printing each run (for work on the tail:
-// one run says little on this machine).
+// o.latencyOnly times per rate, printing each run and the medians (for
+// work on the tail: one run says little on this machine).
 func latencyOnly(ctx context.Context, o options, conn *pgx.Conn, dsn, esURL string, total int64, res *results) error {
 	if err := os.RemoveAll(o.dir); err != nil {
 		return err
@@ -298,22 +301,41 @@ func latencyOnly(ctx context.Context, o options, conn *pgx.Conn, dsn, esURL stri
 		return err
 	}
 	defer p.stop()
-	for range o.latencyOnly {
-		if err := latencies(ctx, o, p, dsn, res); err != nil {
-			return err
-		}
+	o.latencyRuns = o.latencyOnly
+	if err := latencies(ctx, o, p, conn, dsn, res); err != nil {
+		return err
 	}
-	return nil
+	return res.print()
 }
 
-// latencies runs the latency scenario once at each of o.rates.
-func latencies(ctx context.Context, o options, p *process, dsn string, res *results) error {
+// latencies runs the latency scenario at each of o.rates (o.latencyRuns
+// times), each run beside the minimal relay (relay.go) at the same rate.
+func latencies(ctx context.Context, o options, p *process, conn *pgx.Conn, dsn string, res *results) (err error) {
+	var rates []int
+	var most int64
 	for _, r := range strings.Split(o.rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate <= 0 {
 			return fmt.Errorf("-rates %q: %q is not a positive number", o.rates, r)
 		}
-		if err := latency(ctx, o, rate, p, dsn, res); err != nil {
+		rates = append(rates, rate)
+		most = max(most, latencyUpdates(o, rate, res.OrderItems))
+	}
+	if err := prepareRelay(ctx, conn, most/2+1); err != nil {
+		return err
+	}
+	rl, err := startRelay(ctx, o, conn, dsn)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := rl.close(); err == nil {
+			err = cerr
+		}
+		_ = o.search.DeleteIndex(context.Background(), relayIndex)
+	}()
+	for _, rate := range rates {
+		if err := latency(ctx, o, rate, p, rl, dsn, res); err != nil {
 			return err
 		}
 	}

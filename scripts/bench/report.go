@@ -221,8 +221,10 @@ All services and tidegate run on one machine, so they compete for the same
 CPUs; the limits run when tidegate is either not started yet (COPY, bulk
 loader) or idle (pg_recvlogical drains a slot after tidegate has finished).
 Each wait polls a condition (a metric at the admin address, or a process
-exit) every 20 ms with a timeout; nothing waits for a fixed time. One run,
-no repetitions: treat differences under ~10 % as noise.
+exit) every 20 ms with a timeout; nothing waits for a fixed time. Throughput
+figures come from one run (the snapshot and the bulk loader: best of two or
+more), latency figures are medians of three runs: treat differences under
+~10 % as noise.
 
 - **Snapshot PostgreSQL → bus (no sink)**: tidegate runs with its sink pointed
   at an address where nothing listens, so the sink only retries to connect and
@@ -274,8 +276,22 @@ no repetitions: treat differences under ~10 % as noise.
   Each rate starts once Elasticsearch runs no merge (` + "`_stats/merge`" + `, polled), so
   that the segments of the millions of writes before it are not merged
   during the measure. The details give where the time goes (the stages'
-  histograms) and the CPU each process used. One run says little about a
-  tail on a shared machine: ` + "`go run ./scripts/bench -latency-only N`" + `
+  histograms) and the CPU each process used. Limit: a **minimal relay**
+  (` + "`scripts/bench/relay.go`" + `) run at the same rate just before, on its own
+  copy of the updated rows (a table outside tidegate's publication, with its
+  own publication, temporary slot and index). It does only what any relay
+  must: it reads pgoutput, renders each row as tidegate does and POSTs index
+  actions to ` + "`/_bulk`" + `, two requests at most in flight, what arrives
+  meanwhile joining the next, a 5 ms linger when none is in flight. No bus,
+  no versions, no dead letters, no positions kept. Its latencies are counted
+  into tidegate's histogram buckets and read the same way, so the ratio says
+  how much tidegate adds to what this machine gives any relay at that
+  moment. Both slots stay connected during both runs, so PostgreSQL decodes
+  the WAL twice in each. A tail on a shared machine moves a lot from run to
+  run (p99 at 5,000/s from 70 to 450 ms for the same binary in one
+  afternoon, the relay's from 25 to 110 ms), so each rate runs three times
+  (` + "`-latency-runs`" + `): the table gives the medians of the runs' quantiles,
+  the details every run. ` + "`go run ./scripts/bench -latency-only N`" + `
   snapshots once and runs only this scenario N times per rate, for
   comparing binaries (` + "`-bin`" + `) in interleaved runs.
 - **Memory**: peak RSS (` + "`VmHWM`" + ` of ` + "`/proc/<pid>/status`" + `) of the tidegate process

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -80,7 +81,7 @@ func autocommit(ctx context.Context, o options, p *process, dsn string, conn *pg
 	}
 	start := time.Now()
 	var next atomic.Int64
-	err = updaters(ctx, dsn, workers, func() (int64, bool) {
+	err = updaters(ctx, dsn, "order_items", workers, func() (int64, bool) {
 		g := next.Add(1)
 		return g, g <= n
 	}, nil)
@@ -111,12 +112,12 @@ func autocommit(ctx context.Context, o options, p *process, dsn string, conn *pg
 	return nil
 }
 
-// updaters runs workers connections, each updating the order item with
-// ordinal g (1-based, the order LoadShop inserts them in) until next
-// says stop.
+// updaters runs workers connections, each updating the order item (of
+// table: order_items or the relay's copy) with ordinal g (1-based, the
+// order LoadShop inserts them in) until next says stop.
 // Each update's round trip (the commit as the client sees it) is
 // appended to rtts when it is not nil.
-func updaters(ctx context.Context, dsn string, workers int, next func() (int64, bool), rtts *[]time.Duration) error {
+func updaters(ctx context.Context, dsn, table string, workers int, next func() (int64, bool), rtts *[]time.Duration) error {
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	for range workers {
@@ -140,7 +141,7 @@ func updaters(ctx context.Context, dsn string, workers int, next func() (int64, 
 					return nil
 				}
 				sent := time.Now()
-				if _, err := c.Exec(gctx, "UPDATE order_items SET qty = qty + 1 WHERE order_id = $1 AND line = $2", 1+(i-1)/2, 1+(i-1)%2); err != nil {
+				if _, err := c.Exec(gctx, "UPDATE "+table+" SET qty = qty + 1 WHERE order_id = $1 AND line = $2", 1+(i-1)/2, 1+(i-1)%2); err != nil {
 					return err
 				}
 				mine = append(mine, time.Since(sent))
@@ -150,48 +151,15 @@ func updaters(ctx context.Context, dsn string, workers int, next func() (int64, 
 	return g.Wait()
 }
 
-// latency: single-row updates at a fixed rate; quantiles of the
-// end-to-end latency histogram over the run.
-func latency(ctx context.Context, o options, rate int, p *process, dsn string, res *results) error {
-	total := int64(rate) * int64(o.latencyFor/time.Second)
-	total = min(total, res.OrderItems)
-	step("latency: %d single-row updates at %d/s", total, rate)
-	waited, err := esQuiet(ctx, o.search, o.waitTimeout)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("    Elasticsearch quiet (no merge running) after %s\n", waited.Round(time.Millisecond))
-	const name = "tidegate_end_to_end_latency_seconds"
-	hBefore, err := p.m.histogram(name)
-	if err != nil {
-		return err
-	}
-	// Where the time goes: the sink's batch writes and its bulk requests.
-	parts := []string{"tidegate_source_server_delay_seconds", "tidegate_source_publish_latency_seconds", "tidegate_sink_dequeue_latency_seconds", "tidegate_sink_write_seconds", "tidegate_sink_bulk_duration_seconds"}
-	partsBefore := make([]map[float64]float64, len(parts))
-	for i, n := range parts {
-		if partsBefore[i], err = p.m.histogram(n); err != nil {
-			return err
-		}
-	}
-	before, err := p.m.sinkEvents()
-	if err != nil {
-		return err
-	}
-	msgsBefore, _ := p.m.get("tidegate_bus_messages_total") // absent before the first
-	gcBefore, gcTimeBefore, err := esYoungGC(ctx, o.search)
-	if err != nil {
-		return err
-	}
-	pid := p.cmd.Process.Pid
-	tgCPU, pgCPU, esCPU := cpuSeconds(pid), newPGCPU(), newESCPU()
+// pacedUpdates issues total single-row updates of table at rate, from
+// enough connections that the rate is reached (a round trip and a commit
+// take ~0.5-1 ms each on this machine). It returns how long that took and
+// each update's round trip.
+func pacedUpdates(ctx context.Context, dsn, table string, rate int, total int64) (took time.Duration, rtts []time.Duration, err error) {
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
-	var rtts []time.Duration
 	var issued atomic.Int64
-	// Enough connections that the rate is reached (a round trip and a
-	// commit take ~0.5-1 ms each on this machine).
-	err = updaters(ctx, dsn, max(4, rate/500), func() (int64, bool) {
+	err = updaters(ctx, dsn, table, max(4, rate/500), func() (int64, bool) {
 		i := issued.Add(1)
 		if i > total {
 			return 0, false
@@ -201,32 +169,159 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 		}
 		return i, true
 	}, &rtts)
-	if err != nil {
-		return err
+	return time.Since(start), rtts, err
+}
+
+// latencyUpdates is how many updates a latency run at rate makes.
+func latencyUpdates(o options, rate int, orderItems int64) int64 {
+	return min(int64(rate)*int64(o.latencyFor/time.Second), orderItems)
+}
+
+// latency: single-row updates at a fixed rate, o.latencyRuns times;
+// the medians of each run's quantiles, beside the minimal relay's.
+func latency(ctx context.Context, o options, rate int, p *process, rl *relay, dsn string, res *results) error {
+	var runs []latencyRun
+	for i := range max(1, o.latencyRuns) {
+		r, err := latencyOnce(ctx, o, rate, p, rl, dsn, res.OrderItems)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    run %d: tidegate p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; minimal relay p99 %.1f ms\n", i+1, r.q[0]*1e3, r.q[1]*1e3, r.q[2]*1e3, r.relay[2]*1e3)
+		runs = append(runs, r)
 	}
-	took := time.Since(start)
+	med := func(f func(latencyRun) float64) (float64, string) {
+		var vs []float64
+		var each []string
+		for _, r := range runs {
+			vs = append(vs, f(r)*1e3)
+			each = append(each, num(f(r)*1e3))
+		}
+		return median(vs), strings.Join(each, ", ")
+	}
+	var notes []string
+	for i, r := range runs {
+		notes = append(notes, fmt.Sprintf("run %d: %s", i+1, r.note))
+	}
+	p99, each99 := med(func(r latencyRun) float64 { return r.q[2] })
+	relay99, eachRelay := med(func(r latencyRun) float64 { return r.relay[2] })
+	note := fmt.Sprintf("median of %d runs, p99 of each: %s ms (minimal relay: %s ms). %s", len(runs), each99, eachRelay, strings.Join(notes, " "))
+	for i, label := range []string{"p50", "p95", "p99"} {
+		v, _ := med(func(r latencyRun) float64 { return r.q[i] })
+		limit, limitVal := "", 0.0
+		if label == "p99" {
+			limit, limitVal = "target 100 ms", 100
+		}
+		res.add(fmt.Sprintf("end-to-end latency %s at %d updates/s", label, rate), "ms", v, limit, limitVal, note)
+		note = ""
+	}
+	res.add(fmt.Sprintf("end-to-end latency p99 at %d updates/s, beside a minimal relay", rate), "ms", p99,
+		"minimal relay: pgoutput → _bulk, no bus, same rate, just before", relay99,
+		"medians of the same runs; the relay's quantiles are read from the same buckets as tidegate's")
+	// Part of the p99 that happens before tidegate receives anything: the
+	// walsender's delay from commit to sending (its own timestamps).
+	send, eachSend := med(func(r latencyRun) float64 { return r.sendDelay })
+	_, eachRelaySend := med(func(r latencyRun) float64 { return r.relaySend })
+	res.add(fmt.Sprintf("of which PostgreSQL's send delay, p99, at %d updates/s", rate), "ms", send, "", 0,
+		fmt.Sprintf("median of %s ms (the minimal relay's runs: %s ms). ", eachSend, eachRelaySend)+
+			"tidegate_source_server_delay_seconds: from the commit time to the send time PostgreSQL writes in each replication message, before tidegate receives anything. "+
+			"Its tail here is the walsender waiting for a CPU (runnable, not running, in /proc/<pid>/schedstat) while the two cores are saturated, so it grows with the CPU every process uses at the time, tidegate's included")
+	return nil
+}
+
+// latencyRun is one latency measure at a rate.
+type latencyRun struct {
+	q, relay  []float64 // p50, p95, p99 (seconds): tidegate's, the relay's (same buckets)
+	sendDelay float64   // PostgreSQL's send delay p99 in tidegate's run (seconds)
+	relaySend float64   // the same in the relay's run (exact)
+	note      string
+}
+
+// median of vs (the mean of the middle two for an even count).
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// latencyOnce runs the updates through the minimal relay, then through
+// tidegate, and reads tidegate's end-to-end latency histogram over its run.
+func latencyOnce(ctx context.Context, o options, rate int, p *process, rl *relay, dsn string, orderItems int64) (latencyRun, error) {
+	var run latencyRun
+	total := latencyUpdates(o, rate, orderItems)
+	step("latency: %d single-row updates at %d/s, through the minimal relay, then through tidegate", total, rate)
+	waited, err := esQuiet(ctx, o.search, o.waitTimeout)
+	if err != nil {
+		return run, err
+	}
+	relayPG := newPGCPU()
+	rr, err := rl.measure(ctx, o, dsn, rate, total)
+	if err != nil {
+		return run, err
+	}
+	relayPG.sample()
+	fmt.Printf("    minimal relay: %s\n", rr.summary(relayPG.seconds()))
+	fmt.Printf("    Elasticsearch quiet (no merge running) after %s\n", waited.Round(time.Millisecond))
+	if waited, err = esQuiet(ctx, o.search, o.waitTimeout); err != nil {
+		return run, err
+	}
+	const name = "tidegate_end_to_end_latency_seconds"
+	hBefore, err := p.m.histogram(name)
+	if err != nil {
+		return run, err
+	}
+	// Where the time goes: the sink's batch writes and its bulk requests.
+	parts := []string{"tidegate_source_server_delay_seconds", "tidegate_source_publish_latency_seconds", "tidegate_sink_dequeue_latency_seconds", "tidegate_sink_write_seconds", "tidegate_sink_bulk_duration_seconds"}
+	partsBefore := make([]map[float64]float64, len(parts))
+	for i, n := range parts {
+		if partsBefore[i], err = p.m.histogram(n); err != nil {
+			return run, err
+		}
+	}
+	before, err := p.m.sinkEvents()
+	if err != nil {
+		return run, err
+	}
+	msgsBefore, _ := p.m.get("tidegate_bus_messages_total") // absent before the first
+	gcBefore, gcTimeBefore, err := esYoungGC(ctx, o.search)
+	if err != nil {
+		return run, err
+	}
+	pid := p.cmd.Process.Pid
+	tgCPU, pgCPU, esCPU := cpuSeconds(pid), newPGCPU(), newESCPU()
+	took, rtts, err := pacedUpdates(ctx, dsn, "order_items", rate, total)
+	if err != nil {
+		return run, err
+	}
 	if err := p.waitSink(ctx, before+float64(total), o.waitTimeout); err != nil {
-		return err
+		return run, err
 	}
 	tgUsed := cpuSeconds(pid) - tgCPU
 	pgCPU.sample()
 	esCPU.sample()
 	hAfter, err := p.m.histogram(name)
 	if err != nil {
-		return err
+		return run, err
 	}
 	q, count := quantiles(hBefore, hAfter, 0.5, 0.95, 0.99)
 	achieved := float64(total) / took.Seconds()
+	run.q = q
+	run.relay, _ = quantiles(nil, bucketed(rr.latencies, bounds(hAfter)), 0.5, 0.95, 0.99)
+	run.relaySend = rr.sendDelayP99()
 	var breakdown []string
-	var sendDelay float64 // PostgreSQL's, p99
 	for i, n := range parts {
 		after, err := p.m.histogram(n)
 		if err != nil {
-			return err
+			return run, err
 		}
 		pq, pc := quantiles(partsBefore[i], after, 0.5, 0.99)
 		if n == "tidegate_source_server_delay_seconds" {
-			sendDelay = pq[1]
+			run.sendDelay = pq[1]
 		}
 		breakdown = append(breakdown, fmt.Sprintf("%s p50 %.1f ms, p99 %.1f ms (%.0f observations)", strings.TrimPrefix(n, "tidegate_"), pq[0]*1e3, pq[1]*1e3, pc))
 	}
@@ -247,21 +342,11 @@ func latency(ctx context.Context, o options, rate int, p *process, dsn string, r
 	}
 	fmt.Printf("    %s\n", strings.Join(breakdown, "; "))
 	fmt.Printf("    achieved %.0f updates/s; %0.f observations; p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", achieved, count, q[0]*1e3, q[1]*1e3, q[2]*1e3)
-	note := fmt.Sprintf("%d updates at %.0f/s achieved (target %d/s), started once Elasticsearch ran no merge (waited %s); %.0f histogram observations; quantiles interpolated within buckets; %s",
-		total, achieved, rate, waited.Round(time.Millisecond), count, strings.Join(breakdown, "; "))
-	for i, label := range []string{"p50", "p95", "p99"} {
-		limit, limitVal := "", 0.0
-		if label == "p99" {
-			limit, limitVal = "target 100 ms", 100
-		}
-		res.add(fmt.Sprintf("end-to-end latency %s at %d updates/s", label, rate), "ms", q[i]*1e3, limit, limitVal, note)
-		note = ""
-	}
-	// Part of the p99 that happens before tidegate receives anything: the
-	// walsender's delay from commit to sending (its own timestamps).
-	res.add(fmt.Sprintf("of which PostgreSQL's send delay, p99, at %d updates/s", rate), "ms", sendDelay*1e3, "", 0,
-		"tidegate_source_server_delay_seconds: from the commit time to the send time PostgreSQL writes in each replication message; part of the end-to-end latency that tidegate cannot shorten")
-	return nil
+	run.note = fmt.Sprintf("tidegate p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; %d updates at %.0f/s achieved (target %d/s), started once Elasticsearch ran no merge (waited %s); %.0f histogram observations; quantiles interpolated within buckets; %s. "+
+		"Minimal relay just before: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms from the same buckets; %s.",
+		q[0]*1e3, q[1]*1e3, q[2]*1e3, total, achieved, rate, waited.Round(time.Millisecond), count, strings.Join(breakdown, "; "),
+		run.relay[0]*1e3, run.relay[1]*1e3, run.relay[2]*1e3, rr.summary(relayPG.seconds()))
+	return run, nil
 }
 
 // startup: stop the initialised pipeline, make one change, start again
