@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -174,6 +175,13 @@ type batchBuf struct {
 	columns []string
 	keyPos  []uint32
 	header  int
+
+	// The batch's metrics, looked up once: a lookup hashes every label,
+	// and done per message it was 2 % of tidegate's CPU time at 5,000
+	// transactions/s (make bench profile).
+	messages  prometheus.Counter
+	published prometheus.Observer
+	events    [8]prometheus.Counter // by event.Op, on first use
 }
 
 // shared are the fields the events of a batch have in common (those of its
@@ -229,7 +237,9 @@ func (e *busEmitter) buffer(ev *event.Event) *batchBuf {
 	}
 	b := e.bufs[tid]
 	if b == nil {
-		b = &batchBuf{tid: tid, subject: bus.Subject(e.pipeline, tid.schema, tid.table), table: tid.schema + "." + tid.table}
+		b = &batchBuf{tid: tid, subject: bus.Subject(e.pipeline, tid.schema, tid.table), table: tid.schema + "." + tid.table,
+			messages:  e.metrics.BusMessages.WithLabelValues(e.pipeline),
+			published: e.metrics.SourcePublish.WithLabelValues(e.pipeline)}
 		e.bufs[tid] = b
 	}
 	e.last = b
@@ -470,16 +480,19 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 		clear(e.marks)
 		e.marks = e.marks[:0]
 	}
-	e.metrics.BusMessages.WithLabelValues(e.pipeline).Inc()
+	b.messages.Inc()
 	now := time.Now()
 	for _, ct := range b.commits {
 		if ct > 0 {
-			e.metrics.SourcePublish.WithLabelValues(e.pipeline).Observe(now.Sub(time.UnixMicro(ct)).Seconds())
+			b.published.Observe(now.Sub(time.UnixMicro(ct)).Seconds())
 		}
 	}
 	for op, n := range b.ops {
 		if n > 0 {
-			e.metrics.Events.WithLabelValues(e.pipeline, "source", b.table, event.OpName(event.Op(op))).Add(float64(n))
+			if b.events[op] == nil {
+				b.events[op] = e.metrics.Events.WithLabelValues(e.pipeline, "source", b.table, event.OpName(event.Op(op)))
+			}
+			b.events[op].Add(float64(n))
 		}
 	}
 	b.data, b.n, b.ops = nil, 0, [8]int{}
