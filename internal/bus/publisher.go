@@ -18,7 +18,8 @@ import (
 // PublisherConfig bounds a publisher.
 type PublisherConfig struct {
 	Pipeline string
-	// MaxInflightBytes published but not yet acknowledged by the bus.
+	// MaxInflightBytes published but not yet acknowledged by the bus
+	// (counted by buffer capacity: what the messages hold in memory).
 	MaxInflightBytes int64
 	// MaxStreamBytes: when the stream holds more, Publish waits for sinks to
 	// consume (backpressure to the source).
@@ -151,7 +152,9 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, id string) error
 	if err := p.Err(); err != nil {
 		return err
 	}
-	size := int64(len(data) + len(subject) + len(id) + 64)
+	// What the message holds until it is stored: its buffer, which the
+	// caller may take back only then (PublisherConfig.Stored).
+	size := int64(cap(data) + len(subject) + len(id) + 64)
 	if size > p.cfg.MaxInflightBytes {
 		size = p.cfg.MaxInflightBytes
 	}

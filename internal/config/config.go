@@ -45,7 +45,7 @@ type Bus struct {
 	// replayed in order). Default 1m.
 	DuplicateWindow time.Duration `yaml:"duplicate_window" json:"duplicate_window,omitempty"`
 	// MaxInflightBytes bounds events published but not yet acknowledged by
-	// the bus, per pipeline. Default 32 MiB.
+	// the bus, per pipeline, by the memory their buffers take. Default 32 MiB.
 	MaxInflightBytes int `yaml:"max_inflight_bytes" json:"max_inflight_bytes,omitempty"`
 }
 

@@ -19,7 +19,7 @@ func fieldDoc(key string) string {
 	case "config.Bus.MaxBytes":
 		return "`max_bytes` caps each pipeline stream's stored bytes; when full, the source waits (backpressure) until sinks consume. Default 1 GiB."
 	case "config.Bus.MaxInflightBytes":
-		return "`max_inflight_bytes` bounds events published but not yet acknowledged by the bus, per pipeline. Default 32 MiB."
+		return "`max_inflight_bytes` bounds events published but not yet acknowledged by the bus, per pipeline, by the memory their buffers take. Default 32 MiB."
 	case "config.Bus.URL":
 		return "`url` is \"embedded\" (default: a NATS server inside tidegate, data under data_dir/bus) or nats://host:4222[,nats://...] for an external cluster."
 	case "config.Config":

@@ -175,6 +175,9 @@ type batchBuf struct {
 	columns []string
 	keyPos  []uint32
 	header  int
+	// fullLen is the size of the table's last batch that filled up: the
+	// next snapshot batch gets a buffer with room for it.
+	fullLen int
 
 	// The batch's metrics, looked up once: a lookup hashes every label,
 	// and done per message it was 2 % of tidegate's CPU time at 5,000
@@ -303,6 +306,7 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 		e.order = append(e.order, b)
 	}
 	if b.n >= batchMaxEvents || len(b.data) >= batchMaxBytes {
+		b.fullLen = len(b.data)
 		return e.publish(ctx, b)
 	}
 	return nil
@@ -311,12 +315,13 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 // start begins a batch with ev as its first event: the shared fields, and
 // the column template of ev's after row (Batch.columns, key_columns).
 func (b *batchBuf) start(ev *event.Event, sh shared) {
-	// Snapshot batches fill up: their buffer is allocated once at full
-	// size. Streamed ones are often a few events (one transaction).
+	// Snapshot batches fill up: their buffer has the room the table's last
+	// full batch took, and a little more. Streamed ones are often a few
+	// events (one transaction).
 	if ev.GetOp() == event.Op_OP_SNAPSHOT {
-		b.data = fullBatchBuffer()
+		b.data = batchBuffer(b.fullHint())
 	} else if n := 2 * ev.SizeVT(); n <= smallBatchSize {
-		b.data = smallBatchBuffer()
+		b.data = batchBuffer(n)
 	} else {
 		b.data = make([]byte, 0, n)
 	}
@@ -410,40 +415,6 @@ func (b *batchBuf) omit(ev *event.Event) event.Omit {
 	return o
 }
 
-// fullBatchSize is the capacity of a batch buffer that fills up (a
-// snapshot's): a batch never outgrows it.
-const fullBatchSize = batchMaxBytes + 64<<10
-
-// fullBatches recycles full-size batch buffers once the bus has stored
-// them (bus.PublisherConfig.Stored): allocating and zeroing half a
-// megabyte per batch was a sixth of a snapshot reader's CPU time.
-var fullBatches = sync.Pool{New: func() any { b := make([]byte, 0, fullBatchSize); return &b }}
-
-func fullBatchBuffer() []byte { return (*fullBatches.Get().(*[]byte))[:0] }
-
-// smallBatchSize is the capacity of a streamed batch's buffer (mostly one
-// small transaction). Recycled too: at 5,000 single-row transactions/s,
-// allocating it was 30 % of the bytes tidegate allocated (make bench).
-const smallBatchSize = 4 << 10
-
-var smallBatches = sync.Pool{New: func() any { b := make([]byte, 0, smallBatchSize); return &b }}
-
-func smallBatchBuffer() []byte { return (*smallBatches.Get().(*[]byte))[:0] }
-
-// recycleBatchBuffer takes back a buffer of fullBatchBuffer or
-// smallBatchBuffer once nothing uses it; other buffers (a small one that
-// grew, a large event's) are left to the garbage collector.
-func recycleBatchBuffer(data []byte) {
-	switch cap(data) {
-	case fullBatchSize:
-		data = data[:0]
-		fullBatches.Put(&data)
-	case smallBatchSize:
-		data = data[:0]
-		smallBatches.Put(&data)
-	}
-}
-
 // publish sends a buffer and empties it; called with e.mu held, so the
 // messages of a subject are published in order.
 func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
@@ -456,9 +427,9 @@ func (e *busEmitter) publish(ctx context.Context, b *batchBuf) error {
 	}
 	data := b.data
 	if cap(data) > 2*len(data)+4<<10 {
-		// The bus holds the message until it is stored, and in-flight
-		// bytes are counted by length: keep capacity close to it.
-		data = slices.Clone(data)
+		// The bus holds the message until it is stored: keep capacity
+		// close to the length (a batch cut short, a table's first).
+		data = append(batchBuffer(len(data)), data...)
 	}
 	if err := e.pub.PublishBatch(ctx, b.subject, id, data, b.n); err != nil {
 		return err

@@ -296,11 +296,13 @@ func latencyOnly(ctx context.Context, o options, conn *pgx.Conn, dsn, esURL stri
 		return err
 	}
 	step("tidegate: initial snapshot")
-	p, _, err := snapshot(ctx, o, total, cfgPath, logPath)
+	p, r, err := snapshot(ctx, o, total, cfgPath, logPath)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
+	fmt.Printf("    bus after %s, indexed after %s, peak RSS %.1f MiB; CPU used meanwhile: tidegate %.1f s, PostgreSQL %.1f s, Elasticsearch %.1f s\n",
+		r.bus.Round(time.Millisecond), r.indexed.Round(time.Millisecond), mib(r.hwm), r.tidegateCPU, r.pgCPU, r.esCPU)
 	o.latencyRuns = o.latencyOnly
 	if err := latencies(ctx, o, p, conn, dsn, res); err != nil {
 		return err
