@@ -43,9 +43,13 @@ func classSize(c int) int {
 	return smallBatchSize << c
 }
 
-// batchBuffer returns an empty buffer with room for at least n bytes (at
-// most fullBatchSize).
+// batchBuffer returns an empty buffer with room for at least n bytes: one
+// of its class, recycled, up to fullBatchSize; one of its own above (a
+// large event's).
 func batchBuffer(n int) []byte {
+	if n > fullBatchSize {
+		return make([]byte, 0, n)
+	}
 	c := batchClass(n)
 	if p, ok := batchPools[c].Get().(*[]byte); ok {
 		return (*p)[:0]
@@ -53,12 +57,18 @@ func batchBuffer(n int) []byte {
 	return make([]byte, 0, classSize(c))
 }
 
+// pooledClass returns the class of a buffer of that capacity, and whether
+// it is one batchBuffer hands out (not one that grew, nor a large event's).
+func pooledClass(capacity int) (int, bool) {
+	c := batchClass(capacity)
+	return c, classSize(c) == capacity
+}
+
 // recycleBatchBuffer takes back a buffer of batchBuffer once nothing uses
-// it; other buffers (one that grew, a large event's) are left to the
-// garbage collector.
+// it; other buffers are left to the garbage collector.
 func recycleBatchBuffer(data []byte) {
-	c := batchClass(cap(data))
-	if cap(data) != classSize(c) {
+	c, ok := pooledClass(cap(data))
+	if !ok {
 		return
 	}
 	data = data[:0]

@@ -17,12 +17,15 @@ func TestBatchBufferClasses(t *testing.T) {
 			t.Fatalf("batchBuffer(%d): cap %d is not a class size", n, cap(b))
 		}
 	}
-	// A buffer that grew past its class is left to the collector; a pool
-	// would otherwise hand out a buffer smaller than its class promises.
-	grown := append(make([]byte, 0, 5<<10), make([]byte, 5<<10)...)
-	recycleBatchBuffer(grown)
-	if b := batchBuffer(8 << 10); cap(b) < 8<<10 {
-		t.Fatalf("class 8 KiB handed out a buffer of %d", cap(b))
+	if b := batchBuffer(fullBatchSize + 1); cap(b) < fullBatchSize+1 {
+		t.Fatalf("batchBuffer above the full size: cap %d", cap(b))
+	}
+	// Only buffers of a class go back to a pool: one that grew past its
+	// class would be handed out as a larger one than it is.
+	for capacity, want := range map[int]bool{4 << 10: true, 5 << 10: false, 8 << 10: true, 512 << 10: false, fullBatchSize: true, fullBatchSize + 1: false} {
+		if c, ok := pooledClass(capacity); ok != want || (ok && classSize(c) != capacity) {
+			t.Errorf("pooledClass(%d) = %d, %v; want pooled %v", capacity, c, ok, want)
+		}
 	}
 }
 

@@ -315,16 +315,13 @@ func (e *busEmitter) emit(ctx context.Context, ev *event.Event) error {
 // start begins a batch with ev as its first event: the shared fields, and
 // the column template of ev's after row (Batch.columns, key_columns).
 func (b *batchBuf) start(ev *event.Event, sh shared) {
-	// Snapshot batches fill up: their buffer has the room the table's last
-	// full batch took, and a little more. Streamed ones are often a few
-	// events (one transaction).
+	// A streamed batch is often a few events (one transaction); snapshot
+	// batches fill up, to about the size of the table's last full one.
+	n := 2 * ev.SizeVT()
 	if ev.GetOp() == event.Op_OP_SNAPSHOT {
-		b.data = batchBuffer(b.fullHint())
-	} else if n := 2 * ev.SizeVT(); n <= smallBatchSize {
-		b.data = batchBuffer(n)
-	} else {
-		b.data = make([]byte, 0, n)
+		n = b.fullHint()
 	}
+	b.data = batchBuffer(n)
 	// Snapshot rows carry no de-duplication id: the bus would remember
 	// one entry per message for the whole window, and a row read twice
 	// after a crash is harmless. Streamed batches do, so a batch

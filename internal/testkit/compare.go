@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
@@ -112,41 +114,43 @@ func tableDocs(ctx context.Context, conn *pgx.Conn, table string, keyCols []stri
 	return out, err
 }
 
+// TableTypes returns table's columns and their types, loaded for
+// tidegate's decoding (pgdecode).
+func TableTypes(ctx context.Context, conn *pgx.Conn, table string) ([]pgconn.FieldDescription, *pgdecode.Types, error) {
+	rows, err := conn.Query(ctx, "SELECT * FROM "+table+" LIMIT 0", pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", table, err)
+	}
+	fields := slices.Clone(rows.FieldDescriptions())
+	rows.Close()
+	oids := make([]uint32, len(fields))
+	for i, f := range fields {
+		oids[i] = f.DataTypeOID
+	}
+	types := pgdecode.NewTypes()
+	if err := types.Load(ctx, conn, oids...); err != nil {
+		return nil, nil, fmt.Errorf("loading the types of %s: %w", table, err)
+	}
+	return fields, types, nil
+}
+
 // TableRows calls fn with the document id and the JSON document of every
 // row of table, rendered through tidegate's value mapping (pgdecode + event
 // JSON). doc is reused between calls. The connection must carry tidegate's
 // session settings (ConnectSession, Connect).
 func TableRows(ctx context.Context, conn *pgx.Conn, table string, keyCols []string, fn func(id string, doc []byte)) error {
-	q := "SELECT * FROM " + table
-	rows, err := conn.Query(ctx, q+" LIMIT 0", pgx.QueryResultFormats{pgx.TextFormatCode})
+	fields, types, err := TableTypes(ctx, conn, table)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", table, err)
+		return err
 	}
-	fields := rows.FieldDescriptions()
-	rows.Close()
-	types := pgdecode.NewTypes()
-	oids := make([]uint32, len(fields))
 	keyIdx := make([]int, len(keyCols))
-	for i := range keyIdx {
-		keyIdx[i] = -1
-	}
-	for i, f := range fields {
-		oids[i] = f.DataTypeOID
-		for k, name := range keyCols {
-			if f.Name == name {
-				keyIdx[k] = i
-			}
+	for k, name := range keyCols {
+		keyIdx[k] = slices.IndexFunc(fields, func(f pgconn.FieldDescription) bool { return f.Name == name })
+		if keyIdx[k] < 0 {
+			return fmt.Errorf("%s has no column %s", table, name)
 		}
 	}
-	for k, i := range keyIdx {
-		if i < 0 {
-			return fmt.Errorf("%s has no column %s", table, keyCols[k])
-		}
-	}
-	if err := types.Load(ctx, conn, oids...); err != nil {
-		return fmt.Errorf("loading the types of %s: %w", table, err)
-	}
-	rows, err = conn.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
+	rows, err := conn.Query(ctx, "SELECT * FROM "+table, pgx.QueryResultFormats{pgx.TextFormatCode})
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", table, err)
 	}

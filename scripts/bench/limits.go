@@ -57,13 +57,7 @@ func renderBulk(ctx context.Context, conn *pgx.Conn, indexPrefix string) (bodies
 	for _, tb := range testkit.ShopTables {
 		index, _ := json.Marshal(indexPrefix + tb.Name)
 		err := testkit.TableRows(ctx, conn, tb.Name, tb.Key, func(id string, doc []byte) {
-			idJSON, _ := json.Marshal(id)
-			line := make([]byte, 0, len(doc)+len(index)+len(idJSON)+32)
-			line = append(line, `{"index":{"_index":`...)
-			line = append(line, index...)
-			line = append(line, `,"_id":`...)
-			line = append(line, idJSON...)
-			line = append(line, "}}\n"...)
+			line := appendIndexAction(make([]byte, 0, len(doc)+len(index)+len(id)+40), index, id)
 			line = append(line, doc...)
 			line = append(line, '\n')
 			if n > 0 && (n >= bulkMaxActions || len(cur)+len(line) > bulkMaxBytes) {
@@ -79,6 +73,17 @@ func renderBulk(ctx context.Context, conn *pgx.Conn, indexPrefix string) (bodies
 	}
 	flush()
 	return bodies, docs, nil
+}
+
+// appendIndexAction appends the action line of an index operation with
+// _id into index (already a JSON string); the document follows it.
+func appendIndexAction(dst, index []byte, id string) []byte {
+	idJSON, _ := json.Marshal(id)
+	dst = append(dst, `{"index":{"_index":`...)
+	dst = append(dst, index...)
+	dst = append(dst, `,"_id":`...)
+	dst = append(dst, idJSON...)
+	return append(dst, "}}\n"...)
 }
 
 // bulkLimit POSTs the pre-rendered bodies to /_bulk, bulkConcurrency at a

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/source/postgres/pgdecode"
+	"github.com/tidegate/tidegate/internal/testkit"
 )
 
 // The latency floor of the machine at the moment of a run: a minimal
@@ -95,18 +96,8 @@ func startRelay(ctx context.Context, o options, conn *pgx.Conn, dsn string) (*re
 		return nil, err
 	}
 	// The column types, loaded before the clock starts.
-	rows, err := conn.Query(ctx, "SELECT * FROM "+relayTable+" LIMIT 0")
+	_, types, err := testkit.TableTypes(ctx, conn, relayTable)
 	if err != nil {
-		return nil, err
-	}
-	fields := rows.FieldDescriptions()
-	rows.Close()
-	types := pgdecode.NewTypes()
-	oids := make([]uint32, len(fields))
-	for i, f := range fields {
-		oids[i] = f.DataTypeOID
-	}
-	if err := types.Load(ctx, conn, oids...); err != nil {
 		return nil, err
 	}
 	cfg, err := pgconn.ParseConfig(dsn)
@@ -342,12 +333,7 @@ func relayReceive(ctx context.Context, repl *pgconn.PgConn, types *pgdecode.Type
 			for i, k := range r.key {
 				key[i] = cols[k]
 			}
-			id, _ := json.Marshal(event.DocumentID(key))
-			lines = append(lines, `{"index":{"_index":`...)
-			lines = append(lines, index...)
-			lines = append(lines, `,"_id":`...)
-			lines = append(lines, id...)
-			lines = append(lines, "}}\n"...)
+			lines = appendIndexAction(lines, index, event.DocumentID(key))
 			lines = event.AppendRowJSON(lines, &event.Row{Columns: cols})
 			lines = append(lines, '\n')
 			commits = append(commits, commit)
