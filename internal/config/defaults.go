@@ -20,9 +20,12 @@ const (
 	DefaultSnapshot         = SnapshotInitial
 	DefaultBatchMaxEvents   = 5000
 	DefaultBatchLinger      = 5 * time.Millisecond
+	DefaultPublishLinger    = 2 * time.Millisecond
 	// MaxBatchLinger stays well under the sink consumer's ack wait (5s):
 	// the messages of a lingering batch are not acknowledged yet.
 	MaxBatchLinger = time.Second
+	// MaxPublishLinger: a longer linger would only delay every change.
+	MaxPublishLinger = time.Second
 )
 
 // DurationOff is the value of a duration that accepts "off" (see
@@ -112,6 +115,9 @@ func (c *Config) SetDefaults() {
 		}
 		if p.BatchLinger == 0 {
 			p.BatchLinger = DefaultBatchLinger
+		}
+		if p.PublishLinger == 0 {
+			p.PublishLinger = DefaultPublishLinger
 		}
 	}
 }

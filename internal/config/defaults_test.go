@@ -22,7 +22,7 @@ func TestSetDefaults(t *testing.T) {
 		Bus:       Bus{URL: "embedded", MaxBytes: 1 << 30, DuplicateWindow: time.Minute, MaxInflightBytes: 32 << 20},
 		Admin:     Admin{Listen: "127.0.0.1:7070"},
 		Log:       Log{Level: "info", Format: "text"},
-		Pipelines: []Pipeline{{Name: "Shop-Search.v2", Source: "shop", Sinks: []string{"es", "os"}, Snapshot: "initial", OnPositionLost: "fail", BatchMaxEvents: 5000, BatchLinger: 5 * time.Millisecond}},
+		Pipelines: []Pipeline{{Name: "Shop-Search.v2", Source: "shop", Sinks: []string{"es", "os"}, Snapshot: "initial", OnPositionLost: "fail", BatchMaxEvents: 5000, BatchLinger: 5 * time.Millisecond, PublishLinger: 2 * time.Millisecond}},
 	}
 	got := *c
 	got.Sources, got.Sinks = nil, nil

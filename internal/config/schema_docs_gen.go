@@ -58,6 +58,8 @@ func fieldDoc(key string) string {
 		return "`name` identifies the pipeline (lowercase letters, digits, _ and -, at most 54 characters); the default PostgreSQL publication and slot are named after it."
 	case "config.Pipeline.OnPositionLost":
 		return "`on_position_lost`: what to do when the source position is gone at start (the replication slot was dropped, or PostgreSQL invalidated it past max_slot_wal_keep_size). \"fail\" (default) stops with an error saying how to recover; \"resnapshot\" creates a new slot, snapshots every table again, deletes the documents of rows deleted meanwhile, and streams on."
+	case "config.Pipeline.PublishLinger":
+		return "`publish_linger`: how long the source keeps a committed transaction back so that the transactions committed meanwhile share its bus message (a message costs more than a small transaction). Fewer messages: at 5,000 single-row transactions/s, 2ms cut tidegate's CPU by a third and the p99 latency from 125-149 to 43-45 ms on 2 cores. Adds up to that much latency. Default 2ms; \"off\" publishes at once (transactions committed while the bus stores the previous message still share one); at most 1s."
 	case "config.Pipeline.Sinks":
 		return "`sinks` are the names of the sinks the pipeline writes to; each consumes the pipeline's events independently."
 	case "config.Pipeline.Snapshot":

@@ -348,6 +348,13 @@ func (v *validator) pipelines(sources, sinks map[string]int) {
 			v.add(path+".batch_linger", fmt.Sprintf("%s is longer than %s: a lingering batch is not acknowledged yet, and the bus delivers it again after 5s; write e.g. 5ms or 50ms",
 				formatDuration(p.BatchLinger), formatDuration(MaxBatchLinger)))
 		}
+		switch {
+		case p.PublishLinger < 0 && p.PublishLinger != DurationOff:
+			v.add(path+".publish_linger", fmt.Sprintf("must be positive, or \"off\" to publish at once; remove it for the default %s", formatDuration(DefaultPublishLinger)))
+		case p.PublishLinger > MaxPublishLinger:
+			v.add(path+".publish_linger", fmt.Sprintf("%s is longer than %s: every change waits up to that long before it is published; write e.g. 2ms or 20ms",
+				formatDuration(p.PublishLinger), formatDuration(MaxPublishLinger)))
+		}
 	}
 }
 

@@ -51,6 +51,8 @@ func TestValidate(t *testing.T) {
 		{"negative batch", edited(insert(18, `    batch_max_events: -1`)), `t.yaml:19:23: pipelines[0].batch_max_events: `, []string{"must be positive"}},
 		{"negative linger", edited(insert(18, `    batch_linger: -5ms`)), `t.yaml:19:19: pipelines[0].batch_linger: `, []string{"must be positive", `"off"`, "default 5ms"}},
 		{"long linger", edited(insert(18, `    batch_linger: 10s`)), `t.yaml:19:19: pipelines[0].batch_linger: `, []string{"10s is longer than 1s", "delivers it again"}},
+		{"negative publish linger", edited(insert(18, `    publish_linger: -2ms`)), `t.yaml:19:21: pipelines[0].publish_linger: `, []string{"must be positive", `"off"`, "default 2ms"}},
+		{"long publish linger", edited(insert(18, `    publish_linger: 2s`)), `t.yaml:19:21: pipelines[0].publish_linger: `, []string{"2s is longer than 1s", "every change waits"}},
 		{"linger without unit", edited(insert(18, `    batch_linger: 5`)), `t.yaml:19:19: pipelines[0].batch_linger: "5": `, []string{"needs a unit"}},
 		{"off for another duration", edited(set(1, `bus: {url: embedded, duplicate_window: "off"}`)), `t.yaml:1:40: bus.duplicate_window: "off": `, []string{"not a duration"}},
 

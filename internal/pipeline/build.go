@@ -36,6 +36,7 @@ func Build(ctx context.Context, cfg *config.Config, pc config.Pipeline, d Deps) 
 			MaxInflightBytes: int64(cfg.Bus.MaxInflightBytes),
 			BatchMaxEvents:   pc.BatchMaxEvents,
 			BatchLinger:      max(pc.BatchLinger, 0), // DurationOff: none
+			PublishLinger:    max(pc.PublishLinger, 0),
 			AckWait:          5 * time.Second,
 			RestartMin:       time.Second,
 			RestartMax:       30 * time.Second,

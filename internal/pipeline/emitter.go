@@ -37,10 +37,11 @@ const (
 // before it is stored. Emit, Mark and Flush may be called concurrently
 // (snapshot workers); the events of one table keep their Emit order.
 //
-// Transactions of one table that commit while the bus is storing the
-// message before them share a message too (see hold): each message costs
-// a dozen hand-offs between goroutines in tidegate and the bus, more than
-// a small transaction's events cost to encode.
+// Transactions of one table that commit within the publish linger, or while
+// the bus is storing the message before them, share a message too (see
+// hold): each message costs a dozen hand-offs between goroutines in
+// tidegate and the bus, more than a small transaction's events cost to
+// encode.
 type busEmitter struct {
 	pipeline string
 	pub      *bus.Publisher
@@ -55,13 +56,17 @@ type busEmitter struct {
 	order []*batchBuf
 
 	// held is a batch of committed transactions kept back until the bus has
-	// stored holdUntil messages (0: none held), and marks the positions
-	// marked since; they are passed on once it is published. Only the
-	// emitter of a source run holds (newBusEmitter): its flusher publishes
-	// the batch when the bus is done.
+	// stored holdUntil messages (0: none to wait for) and the linger has
+	// passed since heldAt, and marks the positions marked since; they are
+	// passed on once it is published. Only the emitter of a source run
+	// holds (newBusEmitter): its flusher publishes the batch when both are
+	// done, woken by stored and by lingerEnd.
 	held      *batchBuf
 	marks     []any
 	holdUntil atomic.Uint64
+	linger    time.Duration
+	heldAt    time.Time
+	lingerEnd *time.Timer
 	wake      chan struct{}
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -75,11 +80,13 @@ const maxHeldMarks = batchMaxEvents
 
 // newBusEmitter returns the emitter of a source run and starts its
 // flusher; Close stops it. Pass its stored method as the publisher's
-// OnStored.
-func newBusEmitter(pipeline string, pub *bus.Publisher, m *metrics.Metrics, log *slog.Logger) *busEmitter {
+// OnStored. linger is the pipeline's publish_linger (0: none).
+func newBusEmitter(pipeline string, pub *bus.Publisher, linger time.Duration, m *metrics.Metrics, log *slog.Logger) *busEmitter {
 	ctx, stop := context.WithCancel(context.Background())
-	e := &busEmitter{pipeline: pipeline, pub: pub, metrics: m, log: log,
+	e := &busEmitter{pipeline: pipeline, pub: pub, metrics: m, log: log, linger: linger,
 		wake: make(chan struct{}, 1), stop: stop, done: make(chan struct{})}
+	e.lingerEnd = time.AfterFunc(time.Hour, e.wakeFlusher)
+	e.lingerEnd.Stop()
 	go e.flusher(ctx)
 	return e
 }
@@ -88,6 +95,7 @@ func newBusEmitter(pipeline string, pub *bus.Publisher, m *metrics.Metrics, log 
 // the next run reads it again).
 func (e *busEmitter) Close() {
 	if e.stop != nil {
+		e.lingerEnd.Stop()
 		e.stop()
 		<-e.done
 	}
@@ -97,10 +105,14 @@ func (e *busEmitter) Close() {
 // has stored what was published before the held batch.
 func (e *busEmitter) stored(n uint64) {
 	if t := e.holdUntil.Load(); t != 0 && n >= t {
-		select {
-		case e.wake <- struct{}{}:
-		default:
-		}
+		e.wakeFlusher()
+	}
+}
+
+func (e *busEmitter) wakeFlusher() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -113,7 +125,7 @@ func (e *busEmitter) flusher(ctx context.Context) {
 		case <-e.wake:
 		}
 		e.mu.Lock()
-		if h := e.held; h != nil && e.err == nil {
+		if h := e.held; h != nil && e.err == nil && e.due() {
 			if err := e.publish(ctx, h); err != nil && ctx.Err() == nil {
 				// Not marked, so not lost: the source stops at its next
 				// call and reads these transactions again.
@@ -126,11 +138,12 @@ func (e *busEmitter) flusher(ctx context.Context) {
 }
 
 // hold keeps the transaction just committed (position) back, with the
-// batch it is in, while the bus stores messages published before it: the
-// next transactions of the table join the batch meanwhile, and the flusher
-// publishes it when the bus is done (one round trip to the bus at most).
-// It holds only a streamed batch of one table that is all the emitter
-// buffers, so messages keep the order of transactions.
+// batch it is in, for the linger and while the bus stores messages
+// published before it: the next transactions of the table join the batch
+// meanwhile, and the flusher publishes it when both are over (the linger
+// or one round trip to the bus, whichever is longer). It holds only a
+// streamed batch of one table that is all the emitter buffers, so messages
+// keep the order of transactions.
 func (e *busEmitter) hold(position any) bool {
 	if e.wake == nil || len(e.order) != 1 || len(e.marks) >= maxHeldMarks {
 		return false
@@ -146,12 +159,27 @@ func (e *busEmitter) hold(position any) bool {
 		e.holdUntil.Store(target)
 		if e.pub.Stored() >= target {
 			e.holdUntil.Store(0)
-			return false // nothing in flight: publish now
+			if e.linger <= 0 {
+				return false // nothing in flight: publish now
+			}
 		}
 		e.held = b
+		if e.linger > 0 {
+			e.heldAt = time.Now()
+			e.lingerEnd.Reset(e.linger)
+		}
 	}
 	e.marks = append(e.marks, position)
 	return true
+}
+
+// due reports whether the held batch may be published; called with e.mu
+// held.
+func (e *busEmitter) due() bool {
+	if t := e.holdUntil.Load(); t != 0 && e.pub.Stored() < t {
+		return false
+	}
+	return e.linger <= 0 || time.Since(e.heldAt) >= e.linger
 }
 
 type tableID struct{ schema, table string }

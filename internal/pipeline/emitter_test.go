@@ -154,7 +154,7 @@ func newTestBusEmitter(t testing.TB) (*busEmitter, jetstream.Consumer, func() []
 		mu.Unlock()
 	}, OnStored: func(n uint64) { em.stored(n) }, Stored: recycleBatchBuffer})
 	t.Cleanup(pub.Close)
-	em = newBusEmitter("p", pub, metrics.New(), slog.New(slog.DiscardHandler))
+	em = newBusEmitter("p", pub, 0, metrics.New(), slog.New(slog.DiscardHandler))
 	t.Cleanup(em.Close)
 	return em, cons, func() []any {
 		mu.Lock()
@@ -451,6 +451,63 @@ func TestEmitterJoinsTransactions(t *testing.T) {
 	}
 	t.Logf("%d transactions in %d messages, %d of them holding several", txs, msgs, joined)
 	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	durable := durablePositions()
+	if len(durable) != txs {
+		t.Fatalf("%d positions durable, want %d", len(durable), txs)
+	}
+	for i, pos := range durable {
+		if pos != i+1 {
+			t.Fatalf("durable position %d is %v, want %d (in order)", i, pos, i+1)
+		}
+	}
+}
+
+// With a publish linger, transactions committed while the bus is idle
+// share a message too: the emitter holds them until the linger is over,
+// then its flusher publishes them without a further call, and their
+// positions become durable in order.
+func TestEmitterLingers(t *testing.T) {
+	ctx := context.Background()
+	em, cons, durablePositions := newTestEmitter(t)
+	em.linger = time.Hour // ended by hand below
+	const txs = 10
+	for tx := 1; tx <= txs; tx++ {
+		ev := &event.Event{
+			Id: fmt.Sprint(tx), Op: event.Op_OP_UPDATE, Version: uint64(tx), Position: fmt.Sprint(tx), TxId: fmt.Sprint(tx), CommitTimeUs: int64(5000 + tx),
+			Origin: &event.Origin{Schema: "public", Table: "a"},
+			Key:    []*event.Column{{Name: "id", Value: event.Int(1)}},
+			After:  &event.Row{Columns: []*event.Column{{Name: "id", Value: event.Int(1)}, {Name: "v", Value: event.Int(int64(tx))}}},
+		}
+		if err := em.Emit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := em.Mark(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumPending != 0 || len(durablePositions()) != 0 {
+		t.Fatalf("%d messages published and %d positions durable within the linger, want none", info.NumPending, len(durablePositions()))
+	}
+	em.mu.Lock()
+	em.heldAt = em.heldAt.Add(-em.linger) // the linger is over
+	em.mu.Unlock()
+	em.lingerEnd.Reset(0)
+	batches := fetchBatches(t, cons, 10, 10*time.Second)
+	if len(batches) != 1 || len(batches[0].Events) != txs {
+		t.Fatalf("%d messages after the linger, want one with the %d transactions", len(batches), txs)
+	}
+	for i, ev := range batches[0].Events {
+		if ev.GetTxId() != fmt.Sprint(i+1) {
+			t.Fatalf("event %d is of transaction %s, want %d", i, ev.GetTxId(), i+1)
+		}
+	}
+	if err := em.pub.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	durable := durablePositions()

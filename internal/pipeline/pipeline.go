@@ -47,7 +47,10 @@ type Settings struct {
 	MaxInflightBytes int64
 	BatchMaxEvents   int
 	BatchLinger      time.Duration
-	AckWait          time.Duration
+	// PublishLinger: how long the source keeps a committed transaction
+	// back for the next ones to share its bus message (0: none).
+	PublishLinger time.Duration
+	AckWait       time.Duration
 	// RestartMin/Max bound the backoff between source restarts.
 	RestartMin, RestartMax time.Duration
 }
@@ -132,7 +135,7 @@ func (p *Pipeline) runSourceOnce(ctx context.Context) error {
 		Logger:           p.log,
 	})
 	defer pub.Close()
-	em = newBusEmitter(p.set.Name, pub, p.metrics, p.log)
+	em = newBusEmitter(p.set.Name, pub, p.set.PublishLinger, p.metrics, p.log)
 	defer em.Close()
 	src, err := p.newSource(em)
 	if err != nil {
