@@ -14,7 +14,8 @@ import (
 // without names, keys in and out of the rows, and the fields only the
 // generated decoder reads (origin, meta, message-valued values).
 func randomBatch(r *rand.Rand) *Batch {
-	value := func() *Value {
+	var value func() *Value
+	value = func() *Value {
 		switch r.IntN(16) {
 		case 0:
 			return Bool(r.IntN(2) == 0)
@@ -35,7 +36,11 @@ func randomBatch(r *rand.Rand) *Batch {
 		case 8:
 			return &Value{Kind: &Value_Uuid{Uuid: []byte("0123456789abcdef")}}
 		case 9:
-			switch r.IntN(4) {
+			switch r.IntN(6) {
+			case 4:
+				return &Value{Kind: &Value_Time{Time: &Time{Micros: r.Int64N(86_400_000_000)}}}
+			case 5:
+				return &Value{Kind: &Value_Time{Time: &Time{Micros: r.Int64N(86_400_000_000), HasOffset: true, OffsetSeconds: int32(r.IntN(100_000) - 50_000)}}}
 			case 0:
 				return &Value{Kind: &Value_Timestamp{Timestamp: &Timestamp{UnixMicros: r.Int64N(1<<50) - 1<<49, Local: r.IntN(2) == 0}}}
 			case 1:
@@ -46,9 +51,15 @@ func randomBatch(r *rand.Rand) *Batch {
 				return &Value{Kind: &Value_Date{Date: &Date{Infinity: int32(r.IntN(3) - 1)}}}
 			}
 		case 10:
-			return &Value{Kind: &Value_List{List: &List{Values: []*Value{Int(1), Text("x")}}}}
+			// Arrays: empty, with NULLs, nested (multi-dimensional), of
+			// any kind.
+			l := &List{}
+			for range r.IntN(5) {
+				l.Values = append(l.Values, value())
+			}
+			return &Value{Kind: &Value_List{List: l}}
 		case 11:
-			return &Value{Kind: &Value_Interval{Interval: &Interval{Months: 1, Days: 2, Micros: 3}}}
+			return &Value{Kind: &Value_Interval{Interval: &Interval{Months: int32(r.IntN(2000) - 1000), Days: int32(r.IntN(2000) - 1000), Micros: r.Int64() - r.Int64()}}}
 		case 12:
 			return Null()
 		case 13:
