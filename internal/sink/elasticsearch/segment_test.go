@@ -90,7 +90,7 @@ func TestPrepareRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var o op
-			var id []byte
+			var id idBuf
 			err := s.prepare(tt.e, &o, &id)
 			if !sink.IsPermanent(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want a permanent error containing %q", err, tt.want)
@@ -122,5 +122,28 @@ func TestRequestActionsFollowFreeSlots(t *testing.T) {
 		if got := s.requestActions(c.n); got != c.want {
 			t.Errorf("%d of 2 slots busy, %d operations: %d per request, want %d", c.busy, c.n, got, c.want)
 		}
+	}
+}
+
+// Ids rendered into shared chunks stay what they were rendered as, across
+// chunks, next to ids too long for a chunk.
+func TestIDBufKeepsIDs(t *testing.T) {
+	var b idBuf
+	var got, want []string
+	for i := range 5000 {
+		key := []*event.Column{{Name: "id", Value: event.Int(int64(i))}, {Name: "n", Value: event.Text(strings.Repeat("x", i%7))}}
+		if i%1000 == 999 {
+			key[1].Value = event.Text(strings.Repeat("long", idChunk/16)) // own allocation
+		}
+		got = append(got, b.render(key))
+		want = append(want, string(event.AppendDocumentID(nil, key)))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("id %d is %q after rendering the others, want %q", i, got[i], want[i])
+		}
+	}
+	if id, want := b.render(nil), string(event.AppendDocumentID(nil, nil)); id != want {
+		t.Fatalf("no key renders %q, want %q", id, want)
 	}
 }

@@ -23,6 +23,7 @@ type Arena struct {
 	jsons      slab[jsonBox]
 	timestamps slab[timestampBox]
 	dates      slab[dateBox]
+	intervals  slab[intervalBox]
 	uuids      slab[uuidBox]
 	bytes      slab[bytesBox]
 	nulls      slab[event.Value]
@@ -56,6 +57,7 @@ func (a *Arena) str(b []byte) string {
 func (a *Arena) Reset() {
 	a.texts.n, a.ints.n, a.floats.n, a.bools.n, a.decimals.n = 0, 0, 0, 0, 0
 	a.jsons.n, a.timestamps.n, a.dates.n, a.uuids.n, a.bytes.n, a.nulls.n = 0, 0, 0, 0, 0, 0
+	a.intervals.n = 0
 }
 
 // slab hands out T's from an array it reuses after a reset. When it is
@@ -150,6 +152,17 @@ func (a *Arena) date(days, inf int32) *event.Value {
 	x := a.dates.next()
 	x.d.Days, x.d.Infinity = days, inf
 	x.k.Date = &x.d
+	x.v.Kind = &x.k
+	return &x.v
+}
+
+func (a *Arena) interval(months, days int32, us int64) *event.Value {
+	if a == nil {
+		return newInterval(months, days, us)
+	}
+	x := a.intervals.next()
+	x.i.Months, x.i.Days, x.i.Micros = months, days, us
+	x.k.Interval = &x.i
 	x.v.Kind = &x.k
 	return &x.v
 }

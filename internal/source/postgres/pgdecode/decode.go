@@ -112,7 +112,7 @@ func (t *Types) decode(a *Arena, ti *typeInfo, text []byte, depth int) (*event.V
 		if err != nil {
 			return nil, err
 		}
-		return newInterval(mon, day, us), nil
+		return a.interval(mon, day, us), nil
 	case kindJSON:
 		return a.json(a.str(text)), nil
 	case kindUUID:
