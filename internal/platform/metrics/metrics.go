@@ -52,7 +52,7 @@ type Metrics struct {
 // New creates and registers the collectors, plus Go and process collectors.
 func New() *Metrics {
 	r := prometheus.NewRegistry()
-	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(collectors.NewGoCollector(), newCachedCollector(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), processTTL))
 	// Finer around 100 ms, the usual latency objective: a quantile between
 	// two buckets is interpolated, so 100 ms and 250 ms as neighbours made
 	// any p99 in between a guess.
