@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/tidegate/tidegate/internal/config/field"
@@ -341,20 +342,21 @@ func (v *validator) pipelines(sources, sinks map[string]int) {
 		if p.BatchMaxEvents < 0 {
 			v.add(path+".batch_max_events", fmt.Sprintf("must be positive; remove it for the default %d", DefaultBatchMaxEvents))
 		}
-		switch {
-		case p.BatchLinger < 0 && p.BatchLinger != DurationOff:
-			v.add(path+".batch_linger", fmt.Sprintf("must be positive, or \"off\" to write at once; remove it for the default %s", formatDuration(DefaultBatchLinger)))
-		case p.BatchLinger > MaxBatchLinger:
-			v.add(path+".batch_linger", fmt.Sprintf("%s is longer than %s: a lingering batch is not acknowledged yet, and the bus delivers it again after 5s; write e.g. 5ms or 50ms",
-				formatDuration(p.BatchLinger), formatDuration(MaxBatchLinger)))
-		}
-		switch {
-		case p.PublishLinger < 0 && p.PublishLinger != DurationOff:
-			v.add(path+".publish_linger", fmt.Sprintf("must be positive, or \"off\" to publish at once; remove it for the default %s", formatDuration(DefaultPublishLinger)))
-		case p.PublishLinger > MaxPublishLinger:
-			v.add(path+".publish_linger", fmt.Sprintf("%s is longer than %s: every change waits up to that long before it is published; write e.g. 2ms or 20ms",
-				formatDuration(p.PublishLinger), formatDuration(MaxPublishLinger)))
-		}
+		v.linger(path+".batch_linger", p.BatchLinger, DefaultBatchLinger, MaxBatchLinger, "write at once",
+			"a lingering batch is not acknowledged yet, and the bus delivers it again after 5s; write e.g. 5ms or 50ms")
+		v.linger(path+".publish_linger", p.PublishLinger, DefaultPublishLinger, MaxPublishLinger, "publish at once",
+			"every change waits up to that long before it is published; write e.g. 2ms or 20ms")
+	}
+}
+
+// linger checks a linger duration: positive up to most, or "off" (off says
+// what "off" does; why, why longer is refused).
+func (v *validator) linger(path string, d, def, most time.Duration, off, why string) {
+	switch {
+	case d < 0 && d != DurationOff:
+		v.add(path, fmt.Sprintf("must be positive, or \"off\" to %s; remove it for the default %s", off, formatDuration(def)))
+	case d > most:
+		v.add(path, fmt.Sprintf("%s is longer than %s: %s", formatDuration(d), formatDuration(most), why))
 	}
 }
 

@@ -453,9 +453,14 @@ func TestEmitterJoinsTransactions(t *testing.T) {
 	if err := em.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	durable := durablePositions()
-	if len(durable) != txs {
-		t.Fatalf("%d positions durable, want %d", len(durable), txs)
+	checkDurableInOrder(t, durablePositions(), txs)
+}
+
+// checkDurableInOrder checks that positions 1..n became durable, in order.
+func checkDurableInOrder(t *testing.T, durable []any, n int) {
+	t.Helper()
+	if len(durable) != n {
+		t.Fatalf("%d positions durable, want %d", len(durable), n)
 	}
 	for i, pos := range durable {
 		if pos != i+1 {
@@ -510,15 +515,7 @@ func TestEmitterLingers(t *testing.T) {
 	if err := em.pub.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	durable := durablePositions()
-	if len(durable) != txs {
-		t.Fatalf("%d positions durable, want %d", len(durable), txs)
-	}
-	for i, pos := range durable {
-		if pos != i+1 {
-			t.Fatalf("durable position %d is %v, want %d (in order)", i, pos, i+1)
-		}
-	}
+	checkDurableInOrder(t, durablePositions(), txs)
 }
 
 // A transaction's tables reach the bus in the order the transaction

@@ -43,7 +43,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.IntVar(&o.rows, "rows", 1_000_000, "rows to load in total (shop schema)")
+	flag.IntVar(&o.rows, "rows", 2_000_000, "rows to load in total (shop schema; the default makes the big transaction update over 1M order items)")
 	flag.IntVar(&o.autocommit, "autocommit", 20_000, "single-row autocommit updates in the autocommit scenario")
 	flag.StringVar(&o.rates, "rates", "1000,5000", "updates per second in the latency scenario (comma-separated)")
 	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "duration of the latency scenario")
