@@ -174,12 +174,17 @@ func (e *busEmitter) hold(position any) bool {
 }
 
 // due reports whether the held batch may be published; called with e.mu
-// held.
+// held. When only the linger is left, it makes sure the flusher is woken
+// at its end.
 func (e *busEmitter) due() bool {
 	if t := e.holdUntil.Load(); t != 0 && e.pub.Stored() < t {
+		return false // stored wakes the flusher
+	}
+	if left := e.linger - time.Since(e.heldAt); e.linger > 0 && left > 0 {
+		e.lingerEnd.Reset(left)
 		return false
 	}
-	return e.linger <= 0 || time.Since(e.heldAt) >= e.linger
+	return true
 }
 
 type tableID struct{ schema, table string }
