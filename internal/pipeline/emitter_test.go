@@ -477,8 +477,8 @@ func TestEmitterLingers(t *testing.T) {
 	ctx := context.Background()
 	em, cons, durablePositions := newTestEmitter(t)
 	em.linger = time.Hour // ended by hand below
-	const txs = 10
-	for tx := 1; tx <= txs; tx++ {
+	commit := func(tx int) {
+		t.Helper()
 		ev := &event.Event{
 			Id: fmt.Sprint(tx), Op: event.Op_OP_UPDATE, Version: uint64(tx), Position: fmt.Sprint(tx), TxId: fmt.Sprint(tx), CommitTimeUs: int64(5000 + tx),
 			Origin: &event.Origin{Schema: "public", Table: "a"},
@@ -492,6 +492,10 @@ func TestEmitterLingers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	const txs = 10
+	for tx := 1; tx <= txs; tx++ {
+		commit(tx)
+	}
 	info, err := cons.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +507,7 @@ func TestEmitterLingers(t *testing.T) {
 	em.heldAt = em.heldAt.Add(-em.linger) // the linger is over
 	em.mu.Unlock()
 	em.lingerEnd.Reset(0)
-	batches := fetchBatches(t, cons, 10, 10*time.Second)
+	batches := fetchBatches(t, cons, 1, 10*time.Second)
 	if len(batches) != 1 || len(batches[0].Events) != txs {
 		t.Fatalf("%d messages after the linger, want one with the %d transactions", len(batches), txs)
 	}
@@ -516,6 +520,23 @@ func TestEmitterLingers(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDurableInOrder(t, durablePositions(), txs)
+
+	// A linger that ends by itself: the transaction is published without
+	// a further call.
+	em.mu.Lock()
+	em.linger = 20 * time.Millisecond
+	em.mu.Unlock()
+	commit(txs + 1)
+	if batches := fetchBatches(t, cons, 1, 10*time.Second); len(batches) != 1 || len(batches[0].Events) != 1 {
+		t.Fatalf("%d messages after a 20ms linger, want one with the last transaction", len(batches))
+	}
+	if err := em.pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := cons.Info(ctx); err != nil || info.NumPending != 0 {
+		t.Fatalf("messages left after the two expected: %+v, %v", info, err)
+	}
+	checkDurableInOrder(t, durablePositions(), txs+1)
 }
 
 // A transaction's tables reach the bus in the order the transaction
