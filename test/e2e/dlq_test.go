@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,8 +153,8 @@ func newDLQEnv(t *testing.T, clusterURL string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := fmt.Sprintf("admin: { listen: %q }", e.adminAddr)
-	withToken := strings.Replace(string(data), admin, fmt.Sprintf("admin: { listen: %q, token: \"${%s}\" }", e.adminAddr, dlqTokenEnv), 1)
+	admin := fmt.Sprintf("admin: { listen: %q }", e.adminListen)
+	withToken := strings.Replace(string(data), admin, fmt.Sprintf("admin: { listen: %q, token: \"${%s}\" }", e.adminListen, dlqTokenEnv), 1)
 	if withToken == string(data) {
 		t.Fatalf("the harness's config has no line %q to add the token to", admin)
 	}
@@ -169,8 +170,19 @@ func (e *env) dlq(args ...string) (string, error) {
 	return e.dlqWith(nil, args...)
 }
 
+// dlqWith runs `tidegate dlq ARGS` against the running tidegate's admin
+// address (the config's admin.listen has port 0), unless ARGS name one.
+// Given --admin, the CLI does not read admin.token from the config, so
+// the token the config names is passed as TIDEGATE_ADMIN_TOKEN (env can
+// override it).
 func (e *env) dlqWith(env []string, args ...string) (string, error) {
 	e.t.Helper()
+	if !slices.Contains(args, "--admin") && e.adminAddr != "" {
+		args = append(args, "--admin", e.adminAddr)
+		if tok := os.Getenv(dlqTokenEnv); tok != "" {
+			env = append([]string{"TIDEGATE_ADMIN_TOKEN=" + tok}, env...)
+		}
+	}
 	return e.command(env, append([]string{"dlq"}, args...)...)
 }
 

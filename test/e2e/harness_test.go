@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,11 +50,17 @@ type env struct {
 	source     string
 	dataDir    string
 	configPath string
-	adminAddr  string
-	extra      string // appended to the postgres source config
-	sinkExtra  string // appended to the sink config
-	snapshot   string
-	bus        string // a bus: line for the config
+	// adminListen is admin.listen in the config: port 0, so that the
+	// kernel picks a free port while binding (a port picked beforehand
+	// could be taken meanwhile, by a client's outgoing connection too).
+	// adminAddr is where the running tidegate listens, read from its log
+	// at each start.
+	adminListen string
+	adminAddr   string
+	extra       string // appended to the postgres source config
+	sinkExtra   string // appended to the sink config
+	snapshot    string
+	bus         string // a bus: line for the config
 	// tables are the captured tables (default: the shop tables). A test
 	// adds its own with e.tables = append(e.tables, "name"); their indexes
 	// are deleted at cleanup.
@@ -65,15 +71,15 @@ func newEnv(t *testing.T, clusterURL string) *env {
 	t.Helper()
 	dsn := testkit.NewDatabase(t)
 	e := &env{
-		t:         t,
-		dsn:       dsn,
-		conn:      testkit.Connect(t, dsn),
-		search:    testkit.NewSearch(clusterURL),
-		searchURL: clusterURL,
-		source:    "s" + testkit.RandomSuffix(),
-		dataDir:   t.TempDir(),
-		adminAddr: freePort(t),
-		snapshot:  "initial",
+		t:           t,
+		dsn:         dsn,
+		conn:        testkit.Connect(t, dsn),
+		search:      testkit.NewSearch(clusterURL),
+		searchURL:   clusterURL,
+		source:      "s" + testkit.RandomSuffix(),
+		dataDir:     t.TempDir(),
+		adminListen: "127.0.0.1:0",
+		snapshot:    "initial",
 	}
 	for _, tb := range testkit.ShopTables {
 		e.tables = append(e.tables, tb.Name)
@@ -85,15 +91,6 @@ func newEnv(t *testing.T, clusterURL string) *env {
 		}
 	})
 	return e
-}
-
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // index is the default index name of a table.
@@ -124,7 +121,7 @@ pipelines:
     source: %s
     sinks: [search]
     snapshot: %s
-`, e.dataDir, e.bus, e.adminAddr, e.source, e.dsn, strings.Join(e.tables, ", "), e.extra, e.searchURL, e.sinkExtra, e.source, e.source, e.snapshot)
+`, e.dataDir, e.bus, e.adminListen, e.source, e.dsn, strings.Join(e.tables, ", "), e.extra, e.searchURL, e.sinkExtra, e.source, e.source, e.snapshot)
 	e.configPath = filepath.Join(e.dataDir, "tidegate.yaml")
 	if err := os.WriteFile(e.configPath, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
@@ -165,7 +162,34 @@ func (e *env) start() *proc {
 			p.dumpLog()
 		}
 	})
+	if addr := p.adminAddr(); addr != "" {
+		e.adminAddr = addr
+	}
 	return p
+}
+
+// adminListening matches the log line of the admin server's address, in
+// the text and the JSON log formats.
+var adminListening = regexp.MustCompile(`admin listening"?[ ,]+"?address"?[=:]"?([0-9.]+:[0-9]+)`)
+
+// adminAddr waits until tidegate logs where its admin server listens and
+// returns that address; "" if it exits first (a test of a failed start).
+func (p *proc) adminAddr() string {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		data, _ := os.ReadFile(p.log)
+		if m := adminListening.FindSubmatch(data); m != nil {
+			return string(m[1])
+		}
+		if p.exited() {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			p.dumpLog()
+			p.t.Fatal("tidegate did not log its admin address within 60s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the log for the condition
+	}
 }
 
 // kill9 kills tidegate with SIGKILL and waits for it to be gone.
