@@ -86,6 +86,13 @@ func (af *adminFlags) client(cmd *cobra.Command) (adminpbconnect.AdminServiceCli
 		} else {
 			addr = config.DefaultAdminListen
 		}
+	} else if token == "" && cmd.Flags().Changed("config") {
+		// --admin with -c FILE: the token of that file, as --token says.
+		a, err := config.LoadAdmin(af.config)
+		if err != nil {
+			return nil, "", fmt.Errorf("reading admin.token from %s (or pass --token): %w", af.config, err)
+		}
+		token = a.Token
 	}
 	base, err := adminURL(addr)
 	if err != nil {

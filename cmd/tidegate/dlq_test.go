@@ -134,6 +134,10 @@ func TestDLQCommands(t *testing.T) {
 	if out, err := execute(t, "dlq", "list", "--admin", addr); err == nil || !strings.Contains(err.Error(), envAdminToken) {
 		t.Errorf("dlq list without a token: %v\n%s", err, out)
 	}
+	// --admin with -c: the address given, the token of the file.
+	if out, err := execute(t, "dlq", "list", "--admin", addr, "-c", cfg); err != nil {
+		t.Errorf("dlq list --admin with the token of -c: %v\n%s", err, out)
+	}
 	t.Setenv(envAdminToken, "cli-token")
 	if out, err := execute(t, "dlq", "list", "--admin", "http://"+addr); err != nil {
 		t.Errorf("dlq list with the token from %s: %v\n%s", envAdminToken, err, out)

@@ -422,16 +422,8 @@ func bucketed(ds []time.Duration, bounds []float64) map[float64]float64 {
 // summary describes a relay run: exact quantiles (not bucketed), where the
 // time went, and the CPU PostgreSQL (pgCPU seconds) and Elasticsearch used.
 func (r relayRun) summary(pgCPU float64) string {
-	q := func(ds []time.Duration, p float64) float64 {
-		if len(ds) == 0 {
-			return math.NaN()
-		}
-		return ms(ds[min(len(ds)-1, int(p*float64(len(ds))))])
-	}
-	lat, send, rtts := slices.Clone(r.latencies), slices.Clone(r.sendDelays), slices.Clone(r.rtts)
-	slices.Sort(lat)
-	slices.Sort(send)
-	slices.Sort(rtts)
+	lat, send, rtts := sorted(r.latencies), sorted(r.sendDelays), sorted(r.rtts)
+	q := exactQuantileMs
 	return fmt.Sprintf("%d updates at %.0f/s achieved; exact p50 %.1f ms, p99 %.1f ms, max %.1f ms; PostgreSQL's send delay p50 %.1f ms, p99 %.1f ms; "+
 		"UPDATE round trip p99 %.1f ms; %d bulk requests (%.1f updates each); CPU used: PostgreSQL %.1f s, Elasticsearch %.1f s",
 		len(lat), float64(len(r.rtts))/r.took.Seconds(), q(lat, 0.5), q(lat, 0.99), q(lat, 1), q(send, 0.5), q(send, 0.99),
@@ -440,12 +432,23 @@ func (r relayRun) summary(pgCPU float64) string {
 
 // sendDelayP99 is the exact p99 of PostgreSQL's send delay (seconds).
 func (r relayRun) sendDelayP99() float64 {
-	if len(r.sendDelays) == 0 {
+	return exactQuantileMs(sorted(r.sendDelays), 0.99) / 1e3
+}
+
+// sorted returns a sorted copy of ds.
+func sorted(ds []time.Duration) []time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s
+}
+
+// exactQuantileMs is the p quantile of sorted durations in milliseconds
+// (nearest rank; p 1 is the maximum), NaN when there are none.
+func exactQuantileMs(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
 		return math.NaN()
 	}
-	s := slices.Clone(r.sendDelays)
-	slices.Sort(s)
-	return s[min(len(s)-1, len(s)*99/100)].Seconds()
+	return ms(sorted[min(len(sorted)-1, int(p*float64(len(sorted))))])
 }
 
 // bounds returns a histogram's upper bounds.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 )
@@ -54,5 +55,25 @@ func TestBucketedReadsLikeTheHistogram(t *testing.T) {
 	q, count := quantiles(nil, h, 0.5, 0.99)
 	if count != 100 || q[0] != 0.05 || q[1] < 0.09 || q[1] > 0.1 {
 		t.Fatalf("quantiles %v of %v observations; want p50 0.05 and p99 in (0.09, 0.1]", q, count)
+	}
+}
+
+// Exact quantiles are nearest ranks of the sorted durations.
+func TestExactQuantileMs(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond) // 100..1 ms, unsorted
+	}
+	s := sorted(ds)
+	for p, want := range map[float64]float64{0.5: 51, 0.99: 100, 1: 100, 0: 1} {
+		if got := exactQuantileMs(s, p); got != want {
+			t.Errorf("p%v = %v ms, want %v", p, got, want)
+		}
+	}
+	if got := exactQuantileMs(nil, 0.5); !math.IsNaN(got) {
+		t.Errorf("quantile of nothing = %v, want NaN", got)
+	}
+	if ds[0] != 100*time.Millisecond {
+		t.Error("sorted changed its input")
 	}
 }

@@ -327,10 +327,9 @@ func latencyOnce(ctx context.Context, o options, rate int, p *process, rl *relay
 	}
 	// The database's own commit latency: the end-to-end figure starts at
 	// the commit timestamp, before PostgreSQL has flushed the commit.
-	slices.Sort(rtts)
-	if len(rtts) > 0 {
+	if rtts := sorted(rtts); len(rtts) > 0 {
 		breakdown = append(breakdown, fmt.Sprintf("UPDATE round trip at the load generator (commit included) p50 %.1f ms, p99 %.1f ms, max %.1f ms",
-			ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]), ms(rtts[len(rtts)-1])))
+			exactQuantileMs(rtts, 0.5), exactQuantileMs(rtts, 0.99), exactQuantileMs(rtts, 1)))
 	}
 	if msgs, err := p.m.get("tidegate_bus_messages_total"); err == nil && msgs > msgsBefore {
 		breakdown = append(breakdown, fmt.Sprintf("bus messages published %.0f (%.2f updates per message)", msgs-msgsBefore, float64(total)/(msgs-msgsBefore)))

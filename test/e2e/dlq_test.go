@@ -170,18 +170,13 @@ func (e *env) dlq(args ...string) (string, error) {
 	return e.dlqWith(nil, args...)
 }
 
-// dlqWith runs `tidegate dlq ARGS` against the running tidegate's admin
-// address (the config's admin.listen has port 0), unless ARGS name one.
-// Given --admin, the CLI does not read admin.token from the config, so
-// the token the config names is passed as TIDEGATE_ADMIN_TOKEN (env can
-// override it).
+// dlqWith runs `tidegate dlq ARGS -c CONFIG` against the running
+// tidegate's admin address (the config's admin.listen has port 0), unless
+// ARGS name one; the token comes from the config.
 func (e *env) dlqWith(env []string, args ...string) (string, error) {
 	e.t.Helper()
 	if !slices.Contains(args, "--admin") && e.adminAddr != "" {
 		args = append(args, "--admin", e.adminAddr)
-		if tok := os.Getenv(dlqTokenEnv); tok != "" {
-			env = append([]string{"TIDEGATE_ADMIN_TOKEN=" + tok}, env...)
-		}
 	}
 	return e.command(env, append([]string{"dlq"}, args...)...)
 }
