@@ -116,6 +116,14 @@ type decoder struct {
 	evPtrs      slab[*Event] // chunks that batches' event lists are cut from
 	names       slab[string] // and their column templates
 	keyPos      slab[uint32] // and their key columns
+
+	// DecodeKeepingAfter's state: keepAfter leaves after rows encoded,
+	// after is the encoded after row of the event being decoded, and
+	// encoded lists the batch's (lazy.go).
+	keepAfter bool
+	after     []byte
+	encoded   []EncodedRow
+	colBytes  [][]byte // scratch: a row's columns
 }
 
 // slab hands out T's from chunks; a chunk stays alive as long as any of
@@ -237,13 +245,18 @@ func (d *decoder) batch(b []byte, out *Batch) bool {
 		switch num {
 		case 1:
 			ev := d.events.next()
+			d.after = nil
 			if !d.event(val, ev) {
 				*ev = Event{}
+				d.after = nil // decoded in full
 				if ev.UnmarshalVT(val) != nil {
 					return false
 				}
 			}
 			appendTo(&d.evPtrs, &evStart, ev)
+			if d.keepAfter {
+				d.encoded = append(d.encoded, EncodedRow{Data: d.after})
+			}
 		case 2:
 			if out.Shared == nil { // seen twice, it merges (as the generated decoder does)
 				out.Shared = d.events.next()
@@ -305,7 +318,18 @@ func (d *decoder) event(b []byte, ev *Event) bool {
 			}
 			d.appendPtr(&keyStart, c)
 			ev.Key = d.ptrs.items[keyStart:len(d.ptrs.items):len(d.ptrs.items)]
+		case num == 10 && typ == protowire.BytesType && d.keepAfter:
+			if d.after != nil || ev.After != nil {
+				return false // twice: the generated decoder merges them
+			}
+			if val == nil {
+				val = []byte{} // present, empty
+			}
+			d.after = val
 		case (num == 9 || num == 10) && typ == protowire.BytesType:
+			if (num == 9 && ev.Before != nil) || (num == 10 && ev.After != nil) {
+				return false // twice: the generated decoder merges them (found by FuzzDecodeKeepingAfter)
+			}
 			r := d.rows.next()
 			if !d.row(val, r) {
 				return false

@@ -49,8 +49,9 @@ const maxFlightsHeld = 2 * maxWritesInFlight
 type flight struct {
 	msgs   []jetstream.Msg
 	events []*event.Event
-	idx    []int          // events[i] came from msgs[idx[i]]
-	dec    *event.Decoder // the events' memory, reused once they are written
+	after  []event.EncodedRow // after rows left encoded, for an EncodedWriter
+	idx    []int              // events[i] came from msgs[idx[i]]
+	mem    *flightMemory      // the events' memory, reused once they are written
 	// docs are the hashes of the documents the batch writes, sorted;
 	// alone: it must be the only batch in flight.
 	docs  []uint64

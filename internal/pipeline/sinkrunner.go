@@ -309,23 +309,52 @@ func msgCost(m jetstream.Msg) int64 {
 	return min(int64(len(m.Data()))+512, handoffBytes)
 }
 
-// decoders decode bus messages into memory that flights hand back once
-// written: a snapshot's millions of events, rows and columns then cost the
-// collector little (the pool lets go of them when the sink is idle).
-var decoders = sync.Pool{New: func() any { return new(event.Decoder) }}
+// flightMemories hold what flights decode bus messages into, handed back
+// once a flight is written: a snapshot's millions of events, rows and
+// columns then cost the collector little, and neither do the lists of a
+// batch's events (the pool lets go of them when the sink is idle).
+var flightMemories = sync.Pool{New: func() any { return new(flightMemory) }}
+
+// flightMemory is the memory of a flight's events.
+type flightMemory struct {
+	dec    event.Decoder
+	events []*event.Event
+	after  []event.EncodedRow
+	idx    []int
+}
+
+// release forgets the events and hands the memory back.
+func (m *flightMemory) release() {
+	clear(m.events)
+	clear(m.after)
+	m.events, m.after, m.idx = m.events[:0], m.after[:0], m.idx[:0]
+	m.dec.Reset()
+	flightMemories.Put(m)
+}
 
 // prepare decodes a batch into a flight. Undecodable messages go to the
 // dead-letter queue here; an error means that failed (nothing is
 // acknowledged then).
 func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight, error) {
-	f := &flight{msgs: msgs, dec: decoders.Get().(*event.Decoder), written: make(chan struct{}), done: make(chan struct{})}
-	f.events = make([]*event.Event, 0, len(msgs))
-	f.idx = make([]int, 0, len(msgs))
+	f := &flight{msgs: msgs, mem: flightMemories.Get().(*flightMemory), written: make(chan struct{}), done: make(chan struct{})}
+	f.events, f.idx = f.mem.events, f.mem.idx
+	_, keepAfter := r.writer.(sink.EncodedWriter)
+	if keepAfter {
+		f.after = f.mem.after
+	}
 	for i, m := range msgs {
 		if s := m.Headers().Get(bus.HeaderReplaySink); s != "" && s != r.name {
 			continue // a dead letter replayed for another sink
 		}
-		b, err := f.dec.Decode(m.Data())
+		var b *event.Batch
+		var after []event.EncodedRow
+		var err error
+		if keepAfter {
+			b, after, err = f.mem.dec.DecodeKeepingAfter(m.Data())
+			f.after = append(f.after, after...)
+		} else {
+			b, err = f.mem.dec.Decode(m.Data())
+		}
 		if err != nil {
 			if err := r.deadLetter(ctx, m, nil, fmt.Sprintf("undecodable bus message (not an event batch): %v", err)); err != nil {
 				return nil, err
@@ -350,10 +379,10 @@ func (r *sinkRunner) fly(ctx context.Context, f *flight) {
 	f.err = r.write(ctx, f)
 	// Written: nothing uses the events any more (the sink keeps none), so
 	// their memory serves the next flight (docs go with the flight).
-	f.events, f.idx = nil, nil
-	f.dec.Reset()
-	decoders.Put(f.dec)
-	f.dec = nil
+	f.mem.events, f.mem.after, f.mem.idx = f.events, f.after, f.idx // as grown
+	f.events, f.after, f.idx = nil, nil, nil
+	f.mem.release()
+	f.mem = nil
 	f.markWritten()
 	if prev := f.prev; prev != nil {
 		// Dropped once waited for: flights would otherwise chain every
@@ -390,7 +419,13 @@ func (r *sinkRunner) write(ctx context.Context, f *flight) error {
 			break
 		}
 	}
-	results, err := r.writer.Write(ctx, events)
+	var results []error
+	var err error
+	if w, ok := r.writer.(sink.EncodedWriter); ok {
+		results, err = w.WriteEncoded(ctx, events, f.after)
+	} else {
+		results, err = r.writer.Write(ctx, events)
+	}
 	stop()
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", r.name, err)
@@ -402,7 +437,7 @@ func (r *sinkRunner) write(ctx context.Context, f *flight) error {
 	var lastCommit int64
 	for i, ev := range events {
 		if i < len(results) && results[i] != nil {
-			if err := r.deadLetter(ctx, msgs[idx[i]], ev, results[i].Error()); err != nil {
+			if err := r.deadLetter(ctx, msgs[idx[i]], withAfter(ev, f.after, i), results[i].Error()); err != nil {
 				return err
 			}
 			continue
@@ -418,6 +453,22 @@ func (r *sinkRunner) write(ctx context.Context, f *flight) error {
 		r.metrics.Events.WithLabelValues(r.pipeline, "sink:"+r.name, k.schema+"."+k.table, event.OpName(k.op)).Add(float64(n))
 	}
 	return nil
+}
+
+// withAfter returns ev with its after row decoded when it is still
+// encoded (after[i]), for the dead-letter queue, which keeps whole events.
+// It returns nil, so that the whole message is dead-lettered, when the row
+// does not decode (a damaged message: the sink rejected the event for it).
+func withAfter(ev *event.Event, after []event.EncodedRow, i int) *event.Event {
+	if i >= len(after) || after[i].Data == nil || ev.After != nil {
+		return ev
+	}
+	row, err := after[i].Decode()
+	if err != nil {
+		return nil
+	}
+	ev.After = row
+	return ev
 }
 
 // ack acknowledges a processed batch. The consumer acknowledges everything

@@ -237,3 +237,26 @@ func TestSinkRunnerLingerEnds(t *testing.T) {
 	close(h.w.release)
 	h.writeSingles(3)
 }
+
+// A dead letter keeps its whole event: an after row the sink got encoded
+// is decoded back into it; one that does not decode gives no event (the
+// whole message is dead-lettered instead).
+func TestWithAfterRestoresEncodedRow(t *testing.T) {
+	row := &event.Row{Columns: []*event.Column{{Value: event.Int(7)}, {Value: event.Text("x")}}}
+	data, err := row.MarshalVT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := []event.EncodedRow{{Data: data, Names: []string{"id", "name"}}, {Data: []byte{0x0a, 0x05}}}
+	ev := withAfter(&event.Event{Op: event.Op_OP_SNAPSHOT}, after, 0)
+	if got := string(event.AppendRowJSON(nil, ev.GetAfter())); got != `{"id":7,"name":"x"}` {
+		t.Errorf("restored after row %s", got)
+	}
+	if ev := withAfter(&event.Event{Op: event.Op_OP_SNAPSHOT}, after, 1); ev != nil {
+		t.Errorf("a damaged row gave event %v, want none", ev)
+	}
+	decoded := &event.Event{Op: event.Op_OP_UPDATE, After: row}
+	if ev := withAfter(decoded, nil, 0); ev != decoded || ev.After != row {
+		t.Error("an event decoded in full was changed")
+	}
+}

@@ -35,6 +35,18 @@ type Writer interface {
 	Close() error
 }
 
+// EncodedWriter is a Writer that also takes events whose after rows are
+// still encoded: a sink that renders each row once (JSON) reads them with
+// event.AppendEncodedRowJSON instead of having them decoded into Columns
+// and Values first. The runner then decodes batches with
+// (*event.Decoder).DecodeKeepingAfter.
+type EncodedWriter interface {
+	Writer
+	// WriteEncoded is Write for events of which after[i].Data, when set,
+	// holds the after row of events[i] (whose After is then nil).
+	WriteEncoded(ctx context.Context, events []*event.Event, after []event.EncodedRow) (results []error, err error)
+}
+
 // PermanentError is a failure that retrying cannot fix (a mapping conflict,
 // a document the target rejects). The event goes to the dead-letter queue
 // with Reason.

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/tidegate/tidegate/event"
 	"github.com/tidegate/tidegate/internal/testkit"
 )
@@ -104,9 +106,21 @@ func (c *testCluster) newSink(cfg Config, opts ...Option) *Sink {
 }
 
 // write writes events and fails the test on a batch error.
+//
+// Against Elasticsearch the after rows go encoded, as the pipeline sends
+// them (WriteEncoded: rendered from their encoding, decoded where TOAST
+// values are filled in); against OpenSearch decoded (Write). Every test
+// thus covers both paths on a real server.
 func (c *testCluster) write(s *Sink, events ...*event.Event) []error {
 	c.t.Helper()
-	results, err := s.Write(context.Background(), events)
+	var results []error
+	var err error
+	if c.flavor == FlavorElasticsearch {
+		encoded, after := encodeAfter(c.t, events)
+		results, err = s.WriteEncoded(context.Background(), encoded, after)
+	} else {
+		results, err = s.Write(context.Background(), events)
+	}
 	if err != nil {
 		c.t.Fatalf("Write: %v", err)
 	}
@@ -114,6 +128,37 @@ func (c *testCluster) write(s *Sink, events ...*event.Event) []error {
 		c.t.Fatalf("Write returned %d results for %d events", len(results), len(events))
 	}
 	return results
+}
+
+// encodeAfter returns copies of events whose after rows are encoded as a
+// bus batch carries them: a row whose columns all have names by position
+// (Batch.columns), any other with its names.
+func encodeAfter(t *testing.T, events []*event.Event) ([]*event.Event, []event.EncodedRow) {
+	out := make([]*event.Event, len(events))
+	after := make([]event.EncodedRow, len(events))
+	for i, ev := range events {
+		if ev == nil || ev.After == nil {
+			out[i] = ev
+			continue
+		}
+		cp := proto.Clone(ev).(*event.Event)
+		row := cp.After
+		cp.After = nil
+		var names []string
+		if i%2 == 0 { // by position, as the emitter encodes a table's rows
+			row = proto.Clone(row).(*event.Row)
+			for _, col := range row.Columns {
+				names = append(names, col.Name)
+				col.Name = ""
+			}
+		}
+		data, err := row.MarshalVT()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i], after[i] = cp, event.EncodedRow{Data: data, Names: names}
+	}
+	return out, after
 }
 
 // writeOK writes events and fails the test unless every result is nil.

@@ -28,7 +28,8 @@ type op struct {
 	index   string
 	id      string
 	version uint64
-	row     *event.Row // the document of an index operation
+	row     *event.Row       // the document of an index operation
+	enc     event.EncodedRow // or its encoding, when row is nil
 	// unchanged lists columns the source did not send (unchanged TOAST
 	// values) that row still lacks; toast.go fills them in before the
 	// operation may be encoded.
@@ -63,7 +64,19 @@ func appendOp(b []byte, o *op) ([]byte, error) {
 		return b[:start], permanent("unchanged TOAST columns %q were not filled in", o.unchanged)
 	}
 	doc := len(b)
-	b = event.AppendRowJSON(b, o.row)
+	if o.row != nil {
+		b = event.AppendRowJSON(b, o.row)
+	} else {
+		var ok bool
+		if b, ok = event.AppendEncodedRowJSON(b, o.enc.Data, o.enc.Names); !ok {
+			// A shape the fast path does not read.
+			row, err := o.enc.Decode()
+			if err != nil {
+				return b[:start], permanent("the event's row does not decode: %v", err)
+			}
+			b = event.AppendRowJSON(b, row)
+		}
+	}
 	// AppendRowJSON copies json values verbatim, and PostgreSQL's json type
 	// keeps the text as entered, newlines included: a newline would end the
 	// NDJSON line in the middle of the document.

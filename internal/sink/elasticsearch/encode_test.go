@@ -171,7 +171,7 @@ func BenchmarkEncodeBulk(b *testing.B) {
 		b.ReportMetric(float64(bytes)/n, "bytes/event")
 	}
 	b.Run("encode", func(b *testing.B) {
-		p := s.newPlan(events, results)
+		p := s.newPlan(events, nil, results)
 		var bytes int
 		b.ReportAllocs()
 		for b.Loop() {
@@ -182,9 +182,14 @@ func BenchmarkEncodeBulk(b *testing.B) {
 	b.Run("plan+encode", func(b *testing.B) {
 		var bytes int
 		b.ReportAllocs()
-		for b.Loop() {
-			bytes = encode(s.newPlan(events, results))
+		planEncode := func() int {
+			p := s.newPlan(events, nil, results)
+			defer s.release(p)
+			return encode(p)
 		}
-		report(b, bytes, testing.AllocsPerRun(5, func() { encode(s.newPlan(events, results)) }))
+		for b.Loop() {
+			bytes = planEncode()
+		}
+		report(b, bytes, testing.AllocsPerRun(5, func() { planEncode() }))
 	})
 }

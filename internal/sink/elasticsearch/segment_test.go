@@ -25,7 +25,7 @@ func TestPlanCollapsesPerDocument(t *testing.T) {
 		del("customers", 1, 1),          // 5: other index, same id
 	}
 	results := make([]error, len(events))
-	p := s.newPlan(events, results)
+	p := s.newPlan(events, nil, results)
 	if len(p.docs) != 3 {
 		t.Fatalf("%d documents, want 3", len(p.docs))
 	}
@@ -91,7 +91,7 @@ func TestPrepareRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var o op
 			var id idBuf
-			err := s.prepare(tt.e, &o, &id)
+			err := s.prepare(tt.e, event.EncodedRow{}, &o, &id, &originCache{})
 			if !sink.IsPermanent(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want a permanent error containing %q", err, tt.want)
 			}

@@ -27,6 +27,7 @@ type Sink struct {
 	indexes   *indexes
 	metrics   *metrics
 	bufs      bufferPool
+	plans     sync.Pool // of *plan (segment.go)
 	// requests holds a token per bulk request in flight: at most
 	// cfg.Concurrency, across concurrent Writes.
 	requests chan struct{}
@@ -165,8 +166,17 @@ func closeIdle(rt http.RoundTripper) {
 //
 // A truncate or sweep is a barrier: the events before it are applied first.
 func (s *Sink) Write(ctx context.Context, events []*event.Event) ([]error, error) {
+	return s.WriteEncoded(ctx, events, nil)
+}
+
+// WriteEncoded is Write for events whose after rows may still be encoded
+// (sink.EncodedWriter): they are rendered from their encoding.
+func (s *Sink) WriteEncoded(ctx context.Context, events []*event.Event, after []event.EncodedRow) ([]error, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
+	}
+	if after != nil && len(after) != len(events) {
+		return nil, fmt.Errorf("%d encoded rows for %d events", len(after), len(events))
 	}
 	results := make([]error, len(events))
 	start := 0
@@ -174,7 +184,7 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) ([]error, error
 		if op := e.GetOp(); op != event.Op_OP_TRUNCATE && op != event.Op_OP_SWEEP {
 			continue
 		}
-		if err := s.applySegment(ctx, events[start:i], results[start:i]); err != nil {
+		if err := s.applySegment(ctx, events[start:i], part(after, start, i), results[start:i]); err != nil {
 			return nil, err
 		}
 		if err := s.truncate(ctx, e, &results[i]); err != nil {
@@ -182,8 +192,16 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) ([]error, error
 		}
 		start = i + 1
 	}
-	if err := s.applySegment(ctx, events[start:], results[start:]); err != nil {
+	if err := s.applySegment(ctx, events[start:], part(after, start, len(events)), results[start:]); err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// part returns after[lo:hi], or nil for no after rows.
+func part(after []event.EncodedRow, lo, hi int) []event.EncodedRow {
+	if after == nil {
+		return nil
+	}
+	return after[lo:hi]
 }

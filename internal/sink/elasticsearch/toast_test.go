@@ -45,7 +45,7 @@ func TestValuesFromBatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := testSink()
-			p := s.newPlan(tt.events, make([]error, len(tt.events)))
+			p := s.newPlan(tt.events, nil, make([]error, len(tt.events)))
 			if len(p.docs) != 1 {
 				t.Fatalf("%d documents, want 1", len(p.docs))
 			}
