@@ -78,6 +78,9 @@ func (x *Decoder) Reset() {
 	d.evPtrs.reset()
 	d.names.reset()
 	d.keyPos.reset()
+	clear(d.encoded) // they point into the messages
+	clear(d.colBytes)
+	d.encoded, d.colBytes = d.encoded[:0], d.colBytes[:0]
 }
 
 // decoderKeepItems bounds what a slab keeps across Reset: 64 Ki items, a

@@ -55,8 +55,10 @@ func (s *Sink) newPlan(events []*event.Event, after []event.EncodedRow, results 
 	p.ops = resize(p.ops, n)
 	p.next = resize(p.next, n)
 	p.failed = resize(p.failed, n)
-	p.docs = slices.Grow(p.docs[:0], n) // mostly one event per document
-	var id idBuf                        // document ids are rendered here, then copied once
+	// Mostly one event per document.
+	p.docs = slices.Grow(p.docs[:0], n)
+	// Document ids are rendered in id, then copied once.
+	var id idBuf
 	var names originCache
 	rows := false // an event has unchanged TOAST columns
 	for i, e := range events {
