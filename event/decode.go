@@ -230,6 +230,21 @@ func field(b []byte) (num protowire.Number, typ protowire.Type, val []byte, x ui
 	return num, typ, val, x, b[n:], true
 }
 
+// eachElement calls fn with the index and encoding of each element of b,
+// a message of one repeated message field 1 (a Row's columns, a List's
+// values). It returns false, having stopped, when fn does or when b holds
+// anything else or is malformed.
+func eachElement(b []byte, fn func(i int, val []byte) bool) bool {
+	for i := 0; len(b) > 0; i++ {
+		num, typ, val, _, rest, ok := field(b)
+		if !ok || num != 1 || typ != protowire.BytesType || !fn(i, val) {
+			return false
+		}
+		b = rest
+	}
+	return true
+}
+
 func (d *decoder) batch(b []byte, out *Batch) bool {
 	// The lists are cut from chunks shared by the batches decoded until
 	// Reset (-1: not started).
@@ -382,17 +397,16 @@ func cut[T any](p *slab[T], start int) []T {
 
 func (d *decoder) row(b []byte, r *Row) bool {
 	start := len(d.ptrs.items)
-	for len(b) > 0 {
-		num, typ, val, _, rest, ok := field(b)
-		if !ok || num != 1 || typ != protowire.BytesType {
-			return false
-		}
-		b = rest
+	ok := eachElement(b, func(_ int, val []byte) bool {
 		c := d.cols.next()
 		if !d.column(val, c) {
 			return false
 		}
 		d.appendPtr(&start, c)
+		return true
+	})
+	if !ok {
+		return false
 	}
 	r.Columns = d.ptrs.items[start:len(d.ptrs.items):len(d.ptrs.items)]
 	if len(r.Columns) == 0 {
@@ -523,12 +537,8 @@ func (d *decoder) value(b []byte, v *Value) bool {
 // multi-dimensional array) take the slots after them.
 func (d *decoder) list(b []byte, l *List) bool {
 	n := 0
-	for rest := b; len(rest) > 0; n++ {
-		num, typ, _, _, r, ok := field(rest)
-		if !ok || num != 1 || typ != protowire.BytesType {
-			return false
-		}
-		rest = r
+	if !eachElement(b, func(int, []byte) bool { n++; return true }) {
+		return false
 	}
 	if n == 0 {
 		return true

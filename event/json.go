@@ -37,37 +37,23 @@ func AppendValueJSON(b []byte, v *Value) []byte {
 	case *Value_Float:
 		return appendFloat(b, k.Float)
 	case *Value_Decimal:
-		if isJSONNumber(k.Decimal) {
-			return append(b, k.Decimal...)
-		}
-		return AppendString(b, k.Decimal) // NaN, Infinity, -Infinity
+		return appendDecimal(b, k.Decimal)
 	case *Value_Text:
 		return AppendString(b, k.Text)
 	case *Value_Bytes:
-		b = append(b, '"')
-		b = base64.StdEncoding.AppendEncode(b, k.Bytes)
-		return append(b, '"')
+		return appendBytes(b, k.Bytes)
 	case *Value_Timestamp:
 		return appendTimestamp(b, k.Timestamp)
 	case *Value_Date:
 		return appendDate(b, k.Date)
 	case *Value_Time:
-		b = append(b, '"')
-		b = AppendTime(b, k.Time)
-		return append(b, '"')
+		return appendTime(b, k.Time)
 	case *Value_Interval:
-		b = append(b, '"')
-		b = AppendInterval(b, k.Interval)
-		return append(b, '"')
+		return appendInterval(b, k.Interval)
 	case *Value_Json:
-		if k.Json == "" {
-			return append(b, "null"...)
-		}
-		return append(b, k.Json...)
+		return appendJSONText(b, k.Json)
 	case *Value_Uuid:
-		b = append(b, '"')
-		b = AppendUUID(b, k.Uuid)
-		return append(b, '"')
+		return appendUUID(b, k.Uuid)
 	case *Value_List:
 		b = append(b, '[')
 		for i, e := range k.List.GetValues() {
@@ -81,6 +67,52 @@ func AppendValueJSON(b []byte, v *Value) []byte {
 		return AppendRowJSON(b, k.Document)
 	}
 	return append(b, "null"...)
+}
+
+// The JSON renderings of the value kinds that AppendValueJSON and
+// AppendEncodedRowJSON (from a row's encoding) share, so that the two
+// cannot differ.
+
+// appendDecimal: a number, or a string for NaN, Infinity, -Infinity.
+func appendDecimal(b []byte, d string) []byte {
+	if isJSONNumber(d) {
+		return append(b, d...)
+	}
+	return AppendString(b, d)
+}
+
+// appendBytes: a base64 string.
+func appendBytes(b, v []byte) []byte {
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, v)
+	return append(b, '"')
+}
+
+// appendTime, appendInterval, appendUUID: strings.
+func appendTime(b []byte, t *Time) []byte {
+	b = append(b, '"')
+	b = AppendTime(b, t)
+	return append(b, '"')
+}
+
+func appendInterval(b []byte, i *Interval) []byte {
+	b = append(b, '"')
+	b = AppendInterval(b, i)
+	return append(b, '"')
+}
+
+func appendUUID(b, u []byte) []byte {
+	b = append(b, '"')
+	b = AppendUUID(b, u)
+	return append(b, '"')
+}
+
+// appendJSONText: a json value as it is, null when empty.
+func appendJSONText(b []byte, j string) []byte {
+	if j == "" {
+		return append(b, "null"...)
+	}
+	return append(b, j...)
 }
 
 func appendFloat(b []byte, f float64) []byte {

@@ -1,7 +1,5 @@
 package event
 
-import "google.golang.org/protobuf/encoding/protowire"
-
 // EncodedRow is an after row left in its encoding by
 // (*Decoder).DecodeKeepingAfter: a sink that renders rows (JSON) reads it
 // with AppendEncodedRowJSON, without building Columns and Values it would
@@ -72,12 +70,15 @@ func (d *decoder) keysFromEncoded(b *Batch) bool {
 		if len(ev.Key) > 0 || len(b.KeyColumns) == 0 {
 			continue
 		}
-		if !byPosition(enc.Data, b.Columns) {
-			continue
-		}
+		// Split first: a row with anything besides columns goes to the
+		// generated decoder, which names (and keys) it by its columns
+		// alone, as byPosition's count then does.
 		cols, ok := d.columnsOf(enc.Data)
 		if !ok {
 			return false
+		}
+		if !byPosition(enc.Data, b.Columns) {
+			continue
 		}
 		start := -1
 		for _, p := range b.KeyColumns {
@@ -103,13 +104,10 @@ func (d *decoder) keysFromEncoded(b *Batch) bool {
 // d.colBytes).
 func (d *decoder) columnsOf(row []byte) ([][]byte, bool) {
 	cols := d.colBytes[:0]
-	for len(row) > 0 {
-		num, typ, val, _, rest, ok := field(row)
-		if !ok || num != 1 || typ != protowire.BytesType {
-			return nil, false
-		}
-		cols, row = append(cols, val), rest
-	}
+	ok := eachElement(row, func(_ int, col []byte) bool {
+		cols = append(cols, col)
+		return true
+	})
 	d.colBytes = cols
-	return cols, true
+	return cols, ok
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -105,4 +106,27 @@ func TestDecodeKeepingAfterLeavesRowsEncoded(t *testing.T) {
 			t.Fatalf("event %d: key %v", i, ev.Key)
 		}
 	}
+}
+
+// A row encoded by position with a field the fast decoder does not know
+// (another encoder's): the generated decoder keeps it aside and still
+// takes the key from the row, so DecodeKeepingAfter must too.
+func TestDecodeKeepingAfterRowWithUnknownField(t *testing.T) {
+	row, err := (&Row{Columns: []*Column{{Value: Int(1)}, {Value: Text("a")}}}).MarshalVT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	row = append(row, 0x28, 0x07) // field 5, varint 7
+	ev := protowire.AppendTag(nil, 2, protowire.VarintType)
+	ev = protowire.AppendVarint(ev, uint64(Op_OP_SNAPSHOT))
+	ev = protowire.AppendTag(ev, 10, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, row)
+	data, err := (&Batch{Columns: []string{"id", "name"}, KeyColumns: []uint32{0}}).MarshalVT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = protowire.AppendTag(data, 1, protowire.BytesType)
+	data = protowire.AppendBytes(data, ev)
+	var d Decoder
+	checkKeepingAfter(t, &d, "unknown field in a row", data)
 }

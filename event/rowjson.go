@@ -1,7 +1,6 @@
 package event
 
 import (
-	"encoding/base64"
 	"math"
 	"strconv"
 
@@ -75,27 +74,24 @@ func byPosition(enc []byte, names []string) bool {
 // names is not nil. On false, b holds a partial rendering.
 func appendEncodedRow(b, enc []byte, names []string) ([]byte, bool) {
 	b = append(b, '{')
-	for i := 0; len(enc) > 0; i++ {
-		num, typ, val, _, rest, ok := field(enc)
-		if !ok || num != 1 || typ != protowire.BytesType {
-			return b, false
-		}
-		enc = rest
+	ok := eachElement(enc, func(i int, col []byte) bool {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		name, value, ok := columnFields(val)
+		name, value, ok := columnFields(col)
 		if !ok {
-			return b, false
+			return false
 		}
 		if names != nil {
 			name = names[i] // byPosition counted the columns
 		}
 		b = AppendString(b, name)
 		b = append(b, ':')
-		if b, ok = appendEncodedValue(b, value); !ok {
-			return b, false
-		}
+		b, ok = appendEncodedValue(b, value)
+		return ok
+	})
+	if !ok {
+		return b, false
 	}
 	return append(b, '}'), true
 }
@@ -147,53 +143,31 @@ func appendEncodedValue(b, enc []byte) ([]byte, bool) {
 	case 4:
 		return appendFloat(b, math.Float64frombits(x)), true
 	case 5:
-		if d := substr(val); !isJSONNumber(d) {
-			return AppendString(b, d), true // NaN, Infinity, -Infinity
-		}
-		return append(b, val...), true
+		return appendDecimal(b, substr(val)), true
 	case 6:
 		return AppendString(b, substr(val)), true
 	case 7:
-		b = append(b, '"')
-		b = base64.StdEncoding.AppendEncode(b, val)
-		return append(b, '"'), true
+		return appendBytes(b, val), true
 	case 8:
 		var t Timestamp
-		if !smallMessage(val, t.setField) {
-			return b, false
-		}
-		return appendTimestamp(b, &t), true
+		ok = smallMessage(val, t.setField)
+		return appendTimestamp(b, &t), ok
 	case 9:
 		var d Date
-		if !smallMessage(val, d.setField) {
-			return b, false
-		}
-		return appendDate(b, &d), true
+		ok = smallMessage(val, d.setField)
+		return appendDate(b, &d), ok
 	case 10:
 		var t Time
-		if !smallMessage(val, t.setField) {
-			return b, false
-		}
-		b = append(b, '"')
-		b = AppendTime(b, &t)
-		return append(b, '"'), true
+		ok = smallMessage(val, t.setField)
+		return appendTime(b, &t), ok
 	case 11:
 		var i Interval
-		if !smallMessage(val, i.setField) {
-			return b, false
-		}
-		b = append(b, '"')
-		b = AppendInterval(b, &i)
-		return append(b, '"'), true
+		ok = smallMessage(val, i.setField)
+		return appendInterval(b, &i), ok
 	case 12:
-		if len(val) == 0 {
-			return append(b, "null"...), true
-		}
-		return append(b, val...), true
+		return appendJSONText(b, substr(val)), true
 	case 13:
-		b = append(b, '"')
-		b = AppendUUID(b, val)
-		return append(b, '"'), true
+		return appendUUID(b, val), true
 	case 14:
 		return appendEncodedList(b, val)
 	case 15:
@@ -220,18 +194,16 @@ func valueWireType(num protowire.Number) protowire.Type {
 // lists included.
 func appendEncodedList(b, enc []byte) ([]byte, bool) {
 	b = append(b, '[')
-	for i := 0; len(enc) > 0; i++ {
-		num, typ, val, _, rest, ok := field(enc)
-		if !ok || num != 1 || typ != protowire.BytesType {
-			return b, false
-		}
-		enc = rest
+	ok := eachElement(enc, func(i int, val []byte) bool {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if b, ok = appendEncodedValue(b, val); !ok {
-			return b, false
-		}
+		var ok bool
+		b, ok = appendEncodedValue(b, val)
+		return ok
+	})
+	if !ok {
+		return b, false
 	}
 	return append(b, ']'), true
 }

@@ -26,6 +26,9 @@ type sinkRunner struct {
 	name     string
 	open     func(ctx context.Context) (sink.Writer, error)
 	writer   sink.Writer
+	// encoded is writer when it takes after rows encoded (their batches
+	// are then decoded with DecodeKeepingAfter), else nil.
+	encoded  sink.EncodedWriter
 	bus      *bus.Bus
 	cons     jetstream.Consumer
 	batchMax int
@@ -235,6 +238,7 @@ func (r *sinkRunner) connect(ctx context.Context) error {
 		w, err := r.open(ctx)
 		if err == nil {
 			r.writer = w
+			r.encoded, _ = w.(sink.EncodedWriter)
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -338,7 +342,7 @@ func (m *flightMemory) release() {
 func (r *sinkRunner) prepare(ctx context.Context, msgs []jetstream.Msg) (*flight, error) {
 	f := &flight{msgs: msgs, mem: flightMemories.Get().(*flightMemory), written: make(chan struct{}), done: make(chan struct{})}
 	f.events, f.idx = f.mem.events, f.mem.idx
-	_, keepAfter := r.writer.(sink.EncodedWriter)
+	keepAfter := r.encoded != nil
 	if keepAfter {
 		f.after = f.mem.after
 	}
@@ -421,8 +425,8 @@ func (r *sinkRunner) write(ctx context.Context, f *flight) error {
 	}
 	var results []error
 	var err error
-	if w, ok := r.writer.(sink.EncodedWriter); ok {
-		results, err = w.WriteEncoded(ctx, events, f.after)
+	if r.encoded != nil {
+		results, err = r.encoded.WriteEncoded(ctx, events, f.after)
 	} else {
 		results, err = r.writer.Write(ctx, events)
 	}
